@@ -1,0 +1,1 @@
+"""Monitors: static analysis that steers decoding."""

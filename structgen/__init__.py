@@ -1,0 +1,1 @@
+"""structgen: constrained and structured generation for language models."""

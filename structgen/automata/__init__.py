@@ -1,0 +1,1 @@
+"""Automata: byte-level DFAs, the token index, and the context-free grammar engine."""

@@ -1,0 +1,1 @@
+"""Compilers: regex, Lark grammars and JSON Schema to constraints."""

@@ -1,0 +1,1 @@
+"""Token samplers: pick the next token from model logits under a constraint."""
