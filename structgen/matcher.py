@@ -47,6 +47,11 @@ class Automaton(ABC):
     def fill_token_bitmask(self, state: State, row: np.ndarray) -> None:
         """OR into ``row`` (int32, ``ceil(V/32)`` words) the bits of the text tokens allowed."""
 
+    def write_token_bitmask(self, state: State, row: np.ndarray) -> None:
+        """Overwrite ``row`` with the allowed text tokens (override when a copy is cheaper)."""
+        row[:] = 0
+        self.fill_token_bitmask(state, row)
+
     @abstractmethod
     def is_accepting(self, state: State) -> bool:
         """Whether the output so far is a complete sentence of the constraint."""
@@ -119,10 +124,11 @@ class Matcher:
     def fill_bitmask(self, out: np.ndarray, row: int = 0) -> None:
         """Write the allowed next tokens into row ``row`` of an int32 bitmask ``out``."""
         words = out[row] if out.ndim == 2 else out
-        words[:] = 0
         state = self._states[-1]
-        if state is not _FINISHED:
-            self._automaton.fill_token_bitmask(state, words)
+        if state is _FINISHED:
+            words[:] = 0
+        else:
+            self._automaton.write_token_bitmask(state, words)
         if state is _FINISHED or self._automaton.is_accepting(state):
             for eos in self.vocab.eos_token_ids:
                 set_token_bit(words, eos)

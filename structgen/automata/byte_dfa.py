@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from interegular.fsm import FSM, anything_else
 
+from structgen.automata import kernels
 from structgen.errors import EmptyLanguageError
 
 MAX_CODE_POINT = 0x10FFFF
@@ -285,6 +286,24 @@ def byte_dfa_from_fsm(fsm: FSM) -> ByteDFA:
     return finalize(transitions, accepting, index[fsm.initial])
 
 
+def literal_set_dfa(literals: list[bytes]) -> ByteDFA:
+    """The DFA accepting exactly ``literals``: their byte trie, minimized (shared suffixes merge)."""
+    rows = [np.full(256, DEAD, dtype=np.int32)]
+    accepting = [False]
+    for literal in literals:
+        state = 0
+        for b in literal:
+            nxt = int(rows[state][b])
+            if nxt < 0:
+                nxt = len(rows)
+                rows[state][b] = nxt
+                rows.append(np.full(256, DEAD, dtype=np.int32))
+                accepting.append(False)
+            state = nxt
+        accepting[state] = True
+    return finalize(np.stack(rows), np.array(accepting), 0)
+
+
 def finalize(transitions: np.ndarray, accepting: np.ndarray, initial: int) -> ByteDFA:
     """Trim (keep states reachable and co-reachable) and minimize a byte transition table."""
     transitions, accepting, initial = _trim(transitions, accepting, initial)
@@ -292,53 +311,33 @@ def finalize(transitions: np.ndarray, accepting: np.ndarray, initial: int) -> By
 
 
 def _trim(transitions: np.ndarray, accepting: np.ndarray, initial: int) -> tuple[np.ndarray, np.ndarray, int]:
-    n = transitions.shape[0]
-    reach = np.zeros(n, dtype=bool)
-    reach[initial] = True
-    frontier = np.array([initial])
-    while frontier.size:
-        nxt = np.unique(transitions[frontier])
-        nxt = nxt[nxt >= 0]
-        nxt = nxt[~reach[nxt]]
-        reach[nxt] = True
-        frontier = nxt
-    src, _ = np.nonzero(transitions >= 0)
-    dst = transitions[transitions >= 0]
-    live = accepting & reach
-    while True:
-        grown = live.copy()
-        grown[src[live[dst]]] = True
-        grown &= reach
-        if (grown == live).all():
-            break
-        live = grown
+    live = kernels.useful_states(transitions, accepting, initial)
     if not live[initial]:
         raise EmptyLanguageError("the constraint accepts no string")
     keep = np.flatnonzero(live)
-    remap = np.full(n + 1, DEAD, dtype=np.int32)
+    remap = np.full(transitions.shape[0] + 1, DEAD, dtype=np.int32)
     remap[keep] = np.arange(keep.shape[0], dtype=np.int32)
+    # Index -1 (dead) reads remap's last slot, which is dead too.
     table = remap[transitions[keep]]
     return table, accepting[keep], int(remap[initial])
 
 
+def _distinct_columns(transitions: np.ndarray) -> np.ndarray:
+    """Indices of one byte per class of bytes that every state treats alike."""
+    weights = np.random.default_rng(0).integers(1, 2**61, size=transitions.shape[0])
+    fingerprint = weights @ (transitions.astype(np.int64) + 1)
+    _, first, inverse = np.unique(fingerprint, return_index=True, return_inverse=True)
+    if not np.array_equal(transitions[:, first[inverse]], transitions):  # a fingerprint collision
+        _, first = np.unique(transitions, axis=1, return_index=True)
+    return np.sort(first)
+
+
 def _minimize(transitions: np.ndarray, accepting: np.ndarray, initial: int) -> ByteDFA:
-    """Moore partition refinement over byte classes (columns that every state treats alike)."""
-    _, columns = np.unique(transitions, axis=1, return_index=True)
-    classes = transitions[:, np.sort(columns)]
-    block = accepting.astype(np.int64)
-    count = np.unique(block).shape[0]
-    while True:
-        succ = np.where(classes >= 0, block[np.maximum(classes, 0)], -1)
-        signature = np.concatenate([block[:, None], succ], axis=1)
-        _, new_block = np.unique(signature, axis=0, return_inverse=True)
-        new_block = new_block.reshape(-1)
-        new_count = int(new_block.max()) + 1
-        if new_count == count:
-            break
-        block, count = new_block, new_count
+    """Merge equivalent states (Hopcroft) over byte classes: columns every state treats alike."""
+    classes = np.ascontiguousarray(transitions[:, _distinct_columns(transitions)])
+    block, count = kernels.equivalence_classes(classes, accepting)
     representative = np.zeros(count, dtype=np.int64)
     representative[block] = np.arange(block.shape[0])
     table = transitions[representative]
     table = np.where(table >= 0, block[np.maximum(table, 0)], DEAD).astype(np.int32)
-    acc = accepting[representative]
-    return ByteDFA(np.ascontiguousarray(table), acc, int(block[initial]))
+    return ByteDFA(np.ascontiguousarray(table), accepting[representative], int(block[initial]))

@@ -16,7 +16,7 @@ import sys
 import interegular
 from interegular.fsm import FSM
 
-from structgen.automata.byte_dfa import ByteDFA, byte_dfa_from_fsm
+from structgen.automata.byte_dfa import ByteDFA, byte_dfa_from_fsm, literal_set_dfa
 from structgen.errors import EmptyLanguageError, RegexError
 
 if sys.version_info >= (3, 11):
@@ -104,14 +104,44 @@ def _literal_escapes(pattern: str) -> str:
     return _ESCAPE.sub(replace, pattern)
 
 
-def validate_regex(pattern: str) -> str:
-    """Check ``pattern`` and return the form handed to interegular; raises :class:`RegexError`."""
+def _parse(pattern: str):
     if not isinstance(pattern, str):
         raise RegexError(f"a regex must be a str, got {type(pattern).__name__}")
     try:
-        parsed = sre_parse.parse(pattern)
+        return sre_parse.parse(pattern)
     except (re.error, sre_constants.error, OverflowError, RecursionError) as exc:
         raise RegexError(f"invalid regex {pattern!r}: {exc}") from None
+
+
+def literal_alternatives(pattern: str) -> list[bytes] | None:
+    """The alternatives of a pattern that is only an alternation of plain literals, else None.
+
+    Enumerations (``(red|green|blue)``, hundreds of names) are the most common large regexes in
+    structured generation; they are built directly as a byte trie instead of through interegular,
+    whose union construction grows with the product of branches and states.
+    """
+    tree = list(_parse(pattern))
+    if tree and str(tree[0][0]) == "AT" and str(tree[0][1]) == "AT_BEGINNING":
+        tree = tree[1:]
+    if tree and str(tree[-1][0]) == "AT" and str(tree[-1][1]) == "AT_END":
+        tree = tree[:-1]
+    while len(tree) == 1 and str(tree[0][0]) == "SUBPATTERN" and not tree[0][1][1] and not tree[0][1][2]:
+        tree = list(tree[0][1][3])
+    if len(tree) == 1 and str(tree[0][0]) == "BRANCH":
+        branches = [list(branch) for branch in tree[0][1][1]]
+    else:
+        branches = [tree]
+    literals = []
+    for branch in branches:
+        if not all(str(op) == "LITERAL" for op, _ in branch):
+            return None
+        literals.append("".join(chr(code) for _, code in branch).encode("utf-8", "surrogatepass"))
+    return literals
+
+
+def validate_regex(pattern: str) -> str:
+    """Check ``pattern`` and return the form handed to interegular; raises :class:`RegexError`."""
+    parsed = _parse(pattern)
     if parsed.state.flags & ~(_SUPPORTED_FLAGS | re.UNICODE):
         raise RegexError(f"unsupported inline flag in {pattern!r}: only (?i) is supported")
     _check_tree(pattern, parsed, True)
@@ -133,7 +163,11 @@ def regex_to_fsm(pattern: str) -> FSM:
 @functools.lru_cache(maxsize=512)
 def regex_to_byte_dfa(pattern: str) -> ByteDFA:
     """The trimmed, minimized byte DFA that accepts the UTF-8 encodings of ``pattern``'s matches."""
+    validate_regex(pattern)
+    literals = literal_alternatives(pattern)
     try:
+        if literals is not None and _parse(pattern).state.flags & re.IGNORECASE == 0:
+            return literal_set_dfa(literals)
         return byte_dfa_from_fsm(regex_to_fsm(pattern))
     except EmptyLanguageError:
         raise EmptyLanguageError(f"regex {pattern!r} matches no string") from None

@@ -33,31 +33,41 @@ class TokenIndex:
         self.vocab = vocab
         self.trie = TokenTrie.for_vocab(vocab)
         self.words = bitmask_words(vocab.size)
-        self.live = self._token_level_live()
+        self._rows: dict[int, np.ndarray] = {}
+        self._counts = np.full(dfa.num_states, -1, dtype=np.int64)
+        self.live = np.ones(dfa.num_states, dtype=bool)
+        if eager is None:
+            eager = dfa.num_states * self.words * 4 <= EAGER_MASK_BUDGET
+        byte_complete = _byte_complete(self.trie)
+        if eager or not byte_complete:
+            self._build_all(byte_complete)
+        if not eager:
+            self._rows.clear()
         if not self.live[dfa.initial]:
             raise EmptyLanguageError(
                 f"no sequence of tokens of vocabulary {vocab.name!r} satisfies the constraint"
             )
-        self._rows: dict[int, np.ndarray] = {}
-        self._counts = np.full(dfa.num_states, -1, dtype=np.int64)
-        if eager is None:
-            eager = dfa.num_states * self.words * 4 <= EAGER_MASK_BUDGET
-        if eager:
-            self._build_all()
 
     def _trie_args(self) -> tuple[np.ndarray, ...]:
         t = self.trie
         return (t.node_byte, t.node_depth, t.node_skip, t.token_start, t.token_ids)
 
-    def _token_level_live(self) -> np.ndarray:
-        if _byte_complete(self.trie):
-            # Every byte string is spelled by single-byte tokens, so byte-level trimming is exact.
-            return np.ones(self.dfa.num_states, dtype=bool)
-        return kernels.token_level_live(self.dfa.transitions, self.dfa.accepting, *self._trie_args())
+    def _build_all(self, byte_complete: bool) -> None:
+        """Build every mask row; without byte completeness, also find token-level dead ends.
 
-    def _build_all(self) -> None:
+        When every single byte is a token, any byte string is spelled by tokens and the DFA's own
+        trimming is exact. Otherwise a state may reach acceptance by bytes but not by tokens: such
+        states are found from the token edges, and tokens leading to them are refused.
+        """
         masks = np.zeros((self.dfa.num_states, self.words), dtype=np.uint32)
-        kernels.fill_all_masks(self.dfa.transitions, self.live, *self._trie_args(), masks, self._counts)
+        args = (self.dfa.transitions, self.live, *self._trie_args(), masks, self._counts)
+        start, targets = kernels.fill_all_masks(*args)
+        if not byte_complete:
+            live = kernels.reaches_accepting(start, targets, self.dfa.accepting)
+            if not live.all():
+                self.live = live
+                masks[:] = 0
+                kernels.fill_all_masks(self.dfa.transitions, live, *self._trie_args(), masks, self._counts)
         for state in range(self.dfa.num_states):
             self._rows[state] = masks[state]
 
@@ -114,6 +124,7 @@ class DFAAutomaton(Automaton):
         self.vocab = vocab
         self.dfa = dfa
         self.index = TokenIndex(dfa, vocab, eager=eager)
+        self._accepting = dfa.accepting.tolist()
 
     def initial_state(self) -> int:
         return self.dfa.initial
@@ -126,8 +137,11 @@ class DFAAutomaton(Automaton):
         view = row.view(np.uint32)
         np.bitwise_or(view, self.index.mask_row(state), out=view)
 
+    def write_token_bitmask(self, state: int, row: np.ndarray) -> None:
+        np.copyto(row, self.index.mask_row(state).view(np.int32))
+
     def is_accepting(self, state: int) -> bool:
-        return bool(self.dfa.accepting[state])
+        return self._accepting[state]
 
     def can_continue(self, state: int) -> bool:
         return self.index.num_allowed(state) > 0

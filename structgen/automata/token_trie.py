@@ -94,7 +94,8 @@ class TokenTrie:
         if entry is not None and entry[0]() is vocab:
             return entry[1]
         trie = cls.build(vocab)
-        _CACHE[id(vocab)] = (weakref.ref(vocab, lambda _, key=id(vocab): _CACHE.pop(key, None)), trie)
+        key = id(vocab)
+        _CACHE[key] = (weakref.ref(vocab, lambda _: _CACHE.pop(key, None)), trie)
         return trie
 
     @classmethod
