@@ -29,3 +29,37 @@ def token_level_live(dfa: ByteDFA, vocab: Vocabulary) -> list[bool]:
             if not live[s] and any(live[t] for t in edges[s]):
                 live[s] = changed = True
     return live
+
+
+def useful_states(transitions, accepting, initial: int) -> list[bool]:
+    """States reachable from ``initial`` that can reach an accepting state."""
+    n = len(transitions)
+    reach, stack = {initial}, [initial]
+    while stack:
+        for t in transitions[stack.pop()]:
+            if t >= 0 and t not in reach:
+                reach.add(int(t))
+                stack.append(int(t))
+    live = {s for s in reach if accepting[s]}
+    changed = True
+    while changed:
+        changed = False
+        for s in reach - live:
+            if any(t in live for t in transitions[s]):
+                live.add(s)
+                changed = True
+    return [s in live for s in range(n)]
+
+
+def equivalence_classes(classes, accepting) -> list[int]:
+    """Moore refinement: states are equivalent when no suffix tells them apart (dead = sink)."""
+    n = len(classes)
+    block = [1 if a else 0 for a in accepting] + [0]
+    rows = [list(r) for r in classes] + [[-1] * (len(classes[0]) if n else 0)]
+    while True:
+        signatures = [(block[s], *(block[t] if t >= 0 else block[n] for t in rows[s])) for s in range(n + 1)]
+        ids: dict[tuple, int] = {}
+        new_block = [ids.setdefault(sig, len(ids)) for sig in signatures]
+        if len(ids) == len(set(block)):
+            return new_block[:n]
+        block = new_block
