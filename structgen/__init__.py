@@ -12,13 +12,14 @@ from structgen.errors import (
     ConstraintError,
     EmptyLanguageError,
     GrammarError,
+    IncompleteOutputError,
     RegexError,
     ResourceLimitError,
     SchemaError,
     StructgenError,
     TokenRefusedError,
 )
-from structgen.generate import GenerationResult, IncompleteOutputError, generate
+from structgen.generate import GenerationResult, generate
 from structgen.matcher import Automaton, Constraint, Matcher
 from structgen.models import load_default_model
 from structgen.pipeline import ConstraintMaskStep, DecodingBatch, DecodingRow, LogitsPipeline, Step

@@ -33,3 +33,7 @@ class ResourceLimitError(ConstraintError):
 
 class TokenRefusedError(StructgenError, ValueError):
     """``Matcher.advance`` was given a token the constraint does not allow."""
+
+
+class IncompleteOutputError(StructgenError, ValueError):
+    """Generation stopped (token limit) before the output was a complete match."""

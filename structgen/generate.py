@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from structgen.errors import StructgenError
+from structgen.errors import IncompleteOutputError
 from structgen.matcher import Constraint, Matcher
 from structgen.models import LoadedModel, resolve_model
 from structgen.pipeline import DecodingBatch, DecodingRow, LogitsPipeline, Step
@@ -30,10 +30,6 @@ from structgen.vocabulary import Vocabulary
 #: Sampler used when ``sampler=None``.
 DEFAULT_SAMPLER = "mask"
 SAMPLER_NAMES = ("mask", "awrs", "smc")
-
-
-class IncompleteOutputError(StructgenError, ValueError):
-    """The generation stopped (token limit) before the output was a complete match."""
 
 
 @dataclass

@@ -7,8 +7,8 @@ import re
 import pytest
 import torch
 
-from structgen.errors import RegexError
-from structgen.generate import GenerationResult, IncompleteOutputError, generate
+from structgen.errors import IncompleteOutputError, RegexError
+from structgen.generate import GenerationResult, generate
 from structgen.pipeline import DecodingBatch, Step
 
 PHONE = r"\d{3}-\d{4}"
