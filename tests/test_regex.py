@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from structgen.automata import reference
 from structgen.automata.regex import regex_to_byte_dfa
+from structgen.automata.token_index import DFAAutomaton
 from structgen.bitmask import bitmask_to_bool
 from structgen.compilers.regex import RegexCompiler, compile_regex
 from structgen.errors import EmptyLanguageError, RegexError, TokenRefusedError
@@ -279,3 +280,20 @@ def test_forced_tokens_use_canonical_tokenization(real):
     forced = matcher.forced_tokens(lambda text: tokenizer.encode(text, add_special_tokens=False))
     assert forced and vocab.decode(forced) == b'{"answer": "'[: len(vocab.decode(forced))]
     assert len(vocab.decode(forced)) < len(b'{"answer": "')
+
+
+@pytest.mark.parametrize("eager", [True, False])
+def test_lazy_and_eager_indexes_agree(eager):
+    tokens = [None, b"a", b"ab", b"c", b"bd", b"b"]
+    vocab = Vocabulary.from_token_bytes(tokens, [0], name="sparse")
+    automaton = DFAAutomaton(regex_to_byte_dfa(r"(abc|abd|b)+"), vocab, eager=eager)
+    assert list(automaton.index.live) == reference.token_level_live(automaton.dfa, vocab)
+    for state in range(automaton.dfa.num_states):
+        expected = {
+            t: s
+            for t, s in reference.allowed_transitions(automaton.dfa, vocab, state).items()
+            if automaton.index.live[s]
+        }
+        allowed = np.flatnonzero(bitmask_to_bool(automaton.index.mask_row(state).view(np.int32), vocab.size))
+        assert allowed.tolist() == sorted(expected)
+        assert automaton.index.num_allowed(state) == len(expected)

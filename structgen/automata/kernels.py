@@ -74,12 +74,13 @@ def state_transitions(
 
 @numba.njit(cache=True)
 def fill_all_masks(
-    transitions, live, node_byte, node_depth, node_skip, token_start, token_ids, masks, counts
+    transitions, live, node_byte, node_depth, node_skip, token_start, token_ids, masks, counts, write
 ):  # pragma: no cover - numba
-    """Fill ``masks[s]`` and ``counts[s]`` for every state ``s``; returns the token-level edges.
+    """Fill ``counts[s]`` (and ``masks[s]`` when ``write``) for every state; returns the token edges.
 
     The edges (``start``, ``targets``: CSR of the distinct states each state reaches by one token)
-    let the caller decide token-level liveness without a second walk.
+    let the caller decide token-level liveness without a second walk. Without ``write``, ``masks``
+    is not touched (pass a ``[1, W]`` placeholder), so liveness costs no mask memory.
     """
     n_states = transitions.shape[0]
     n_nodes = node_byte.shape[0]
@@ -89,7 +90,7 @@ def fill_all_masks(
     targets = np.empty(max(16, n_states * 4), np.int64)
     n_edges = 0
     for state in range(n_states):
-        words = masks[state]
+        words = masks[state if write else 0]
         path[0] = state
         count = 0
         i = 1
@@ -101,9 +102,10 @@ def fill_all_masks(
             path[node_depth[i]] = s
             first, last = token_start[i], token_start[i + 1]
             if live[s] and last > first:
-                for j in range(first, last):
-                    t = token_ids[j]
-                    words[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+                if write:
+                    for j in range(first, last):
+                        t = token_ids[j]
+                        words[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
                 count += last - first
                 if seen[s] != state:
                     seen[s] = state

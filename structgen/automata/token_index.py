@@ -38,11 +38,13 @@ class TokenIndex:
         self.live = np.ones(dfa.num_states, dtype=bool)
         if eager is None:
             eager = dfa.num_states * self.words * 4 <= EAGER_MASK_BUDGET
+        # When every single byte is a token, any byte string is spelled by tokens and the DFA's
+        # own trimming is exact; otherwise some states may reach acceptance by bytes only.
         byte_complete = _byte_complete(self.trie)
-        if eager or not byte_complete:
-            self._build_all(byte_complete)
-        if not eager:
-            self._rows.clear()
+        if eager:
+            self._build_all(check_liveness=not byte_complete)
+        elif not byte_complete:
+            self._find_token_dead_ends()
         if not self.live[dfa.initial]:
             raise EmptyLanguageError(
                 f"no sequence of tokens of vocabulary {vocab.name!r} satisfies the constraint"
@@ -52,22 +54,27 @@ class TokenIndex:
         t = self.trie
         return (t.node_byte, t.node_depth, t.node_skip, t.token_start, t.token_ids)
 
-    def _build_all(self, byte_complete: bool) -> None:
-        """Build every mask row; without byte completeness, also find token-level dead ends.
-
-        When every single byte is a token, any byte string is spelled by tokens and the DFA's own
-        trimming is exact. Otherwise a state may reach acceptance by bytes but not by tokens: such
-        states are found from the token edges, and tokens leading to them are refused.
-        """
-        masks = np.zeros((self.dfa.num_states, self.words), dtype=np.uint32)
-        args = (self.dfa.transitions, self.live, *self._trie_args(), masks, self._counts)
+    def _find_token_dead_ends(self) -> None:
+        """Refuse states that reach acceptance by bytes but by no sequence of tokens (lazy index)."""
+        placeholder = np.zeros((1, self.words), dtype=np.uint32)
+        args = (self.dfa.transitions, self.live, *self._trie_args(), placeholder, self._counts, False)
         start, targets = kernels.fill_all_masks(*args)
-        if not byte_complete:
+        self.live = kernels.reaches_accepting(start, targets, self.dfa.accepting)
+        self._counts[:] = -1
+
+    def _build_all(self, check_liveness: bool) -> None:
+        """Every mask row in one walk; the same walk's edges reveal token-level dead ends."""
+        masks = np.zeros((self.dfa.num_states, self.words), dtype=np.uint32)
+        args = (self.dfa.transitions, self.live, *self._trie_args(), masks, self._counts, True)
+        start, targets = kernels.fill_all_masks(*args)
+        if check_liveness:
             live = kernels.reaches_accepting(start, targets, self.dfa.accepting)
             if not live.all():
                 self.live = live
                 masks[:] = 0
-                kernels.fill_all_masks(self.dfa.transitions, live, *self._trie_args(), masks, self._counts)
+                kernels.fill_all_masks(
+                    self.dfa.transitions, live, *self._trie_args(), masks, self._counts, True
+                )
         for state in range(self.dfa.num_states):
             self._rows[state] = masks[state]
 
