@@ -37,3 +37,7 @@ class TokenRefusedError(StructgenError, ValueError):
 
 class IncompleteOutputError(StructgenError, ValueError):
     """Generation stopped (token limit) before the output was a complete match."""
+
+
+class NoAllowedTokenError(StructgenError, ValueError):
+    """The constraint allows no token with a finite logit, so nothing can be sampled."""

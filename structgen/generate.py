@@ -28,7 +28,7 @@ from structgen.sampling.base import SamplingParams, TokenSampler
 from structgen.vocabulary import Vocabulary
 
 #: Sampler used when ``sampler=None``.
-DEFAULT_SAMPLER = "mask"
+DEFAULT_SAMPLER = "awrs"
 SAMPLER_NAMES = ("mask", "awrs", "smc")
 
 
