@@ -149,8 +149,9 @@ _LEADS = tuple(
     for lead in range(first, last + 1)
 )
 _LEAD_BYTES = np.array([lead[0] for lead in _LEADS])
-_LEAD_LO = np.array([lead[1] for lead in _LEADS], dtype=np.int64)
-_LEAD_HI = np.array([lead[2] for lead in _LEADS], dtype=np.int64)
+# The encodable code points of each lead byte (overlong forms and values past U+10FFFF cut off).
+_LEAD_LO = np.array([max(lead[1], lead[4]) for lead in _LEADS], dtype=np.int64)
+_LEAD_HI = np.array([min(lead[2], MAX_CODE_POINT) for lead in _LEADS], dtype=np.int64)
 _ASCII = np.arange(0x80, dtype=np.int64)
 # Lead bytes whose first continuation byte is restricted (no overlong forms, no surrogates, nothing
 # past U+10FFFF); every other continuation byte may be anything in 0x80-0xBF.
