@@ -1,0 +1,428 @@
+"""The context-free grammar engine on small grammars: semantics, matcher API, kernels vs references.
+
+These tests use synthetic vocabularies (every single byte plus a few multi-byte tokens), so they
+need no tokenizer and run in seconds.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+import grammars
+from structgen.automata.cfg import ContextFreeGrammar, Production, Terminal
+from structgen.automata.grammar import GrammarAutomaton
+from structgen.automata.grammar.engine import terminal_byte_dfa
+from structgen.automata.grammar.kernels import (
+    ParserTransitionMap,
+    byte_runs_below,
+    byte_runs_below_reference,
+    hash_get,
+    hash_get_reference,
+    lexeme_walk,
+    lexeme_walk_reference,
+    walk_entries,
+    walk_entries_reference,
+)
+from structgen.automata.grammar.reference import ReferenceRecognizer
+from structgen.bitmask import bitmask_to_bool
+from structgen.compilers.grammar import compile_grammar
+from structgen.compilers.lark_frontend import load_lark
+from structgen.errors import EmptyLanguageError, GrammarError, TokenRefusedError
+from structgen.matcher import Constraint
+from structgen.vocabulary import Vocabulary
+
+EXTRA_TOKENS = [
+    b'{"',
+    b'":',
+    b'", "',
+    b"true",
+    b"null",
+    b"12",
+    b"}]",
+    b' "a',
+    b"abc",
+    b"SELECT",
+    b" FROM",
+    b" *",
+    b"AND",
+    b"year",
+    b"\n    ",
+    b"def",
+    b"():",
+    b"\xc3",
+    b"\xa9",
+    b"\xc3\xa9",
+    b"  ",
+]
+
+
+def byte_vocab(extra: list[bytes] = EXTRA_TOKENS) -> Vocabulary:
+    """All 256 single bytes, some multi-byte tokens, then one EOS id."""
+    tokens: list[bytes | None] = [bytes([b]) for b in range(256)] + list(extra)
+    return Vocabulary.from_token_bytes([*tokens, None], [len(tokens)], name="bytes+")
+
+
+VOCAB = byte_vocab()
+
+
+def lit(name: str, text: str, priority: int = 0) -> Terminal:
+    return Terminal(name, text, is_literal=True, priority=priority)
+
+
+def rx(name: str, pattern: str, priority: int = 0) -> Terminal:
+    return Terminal(name, pattern, is_literal=False, priority=priority)
+
+
+def grammar(
+    rules: str, terminals: list[Terminal], ignore: tuple[str, ...] = (), start: str = "s"
+) -> ContextFreeGrammar:
+    """Productions from ``"lhs: a b | c; lhs2: ..."`` (an empty alternative derives the empty string)."""
+    prods = []
+    for rule in rules.split(";"):
+        lhs, alts = rule.split(":")
+        for alt in alts.split("|"):
+            prods.append(Production(lhs.strip(), tuple(alt.split())))
+    return ContextFreeGrammar(start, prods, {t.name: t for t in terminals}, ignore)
+
+
+def accepts(automaton: GrammarAutomaton, data: bytes) -> bool:
+    state = automaton.advance_bytes(automaton.initial_state(), data)
+    return state is not None and automaton.is_accepting(state)
+
+
+def valid_prefix(automaton: GrammarAutomaton, data: bytes) -> bool:
+    return automaton.advance_bytes(automaton.initial_state(), data) is not None
+
+
+def reference_for(automaton: GrammarAutomaton, guards=None) -> ReferenceRecognizer:
+    dfas = dict(zip(automaton.tables.terminal_names, automaton.lexer.dfas, strict=True))
+    return ReferenceRecognizer(automaton.grammar, dfas, guards)
+
+
+def engine_mask(automaton: GrammarAutomaton, state) -> set[int]:
+    words = automaton.token_mask_words(state)
+    return set(np.flatnonzero(bitmask_to_bool(words.view(np.int32), automaton.vocab.size)).tolist())
+
+
+# --- parsing: any context-free grammar ---------------------------------------------------------
+
+
+def test_ambiguous_and_left_and_right_recursive_grammar():
+    g = grammar("s: s s | A | L s R | ", [lit("A", "a"), lit("L", "("), lit("R", ")")])
+    a = GrammarAutomaton(g, VOCAB)
+    for text in [b"", b"a", b"aaa", b"(a)(aa)", b"((()))a", b"()()"]:
+        assert accepts(a, text), text
+    for text in [b")", b"(a", b"a)", b"(()"]:
+        assert not accepts(a, text), text
+    assert not valid_prefix(a, b")")
+    assert valid_prefix(a, b"((a")
+
+
+def test_nullable_chains_and_empty_start():
+    g = grammar("s: x y z A; x: | y; y: z | ; z: ", [lit("A", "a")])
+    a = GrammarAutomaton(g, VOCAB)
+    assert accepts(a, b"a")
+    assert not accepts(a, b"")
+    g = grammar("s: x; x: | A x", [lit("A", "a")])
+    a = GrammarAutomaton(g, VOCAB)
+    assert a.is_accepting(a.initial_state())
+    assert accepts(a, b"aaaa")
+
+
+def test_lexical_ambiguity_is_kept():
+    # Two terminals match "ab"; which one it was only shows later.
+    g = grammar("s: X C | Y D", [rx("X", "a[bc]"), rx("Y", "ab"), lit("C", "!"), lit("D", "?")])
+    a = GrammarAutomaton(g, VOCAB)
+    assert accepts(a, b"ab!") and accepts(a, b"ab?") and accepts(a, b"ac!")
+    assert not accepts(a, b"ac?")
+
+
+def test_priority_decides_between_terminals_matching_the_same_lexeme():
+    g = grammar("s: X C | Y D", [rx("X", "a[bc]", priority=1), rx("Y", "ab"), lit("C", "!"), lit("D", "?")])
+    a = GrammarAutomaton(g, VOCAB)
+    assert accepts(a, b"ab!")
+    assert not accepts(a, b"ab?")
+
+
+def test_longest_match_without_backtracking():
+    # A swallows every "a", so "s: A B" has no sentence although each prefix is lexically fine.
+    g = grammar("s: A B", [rx("A", "a+"), lit("B", "a")])
+    a = GrammarAutomaton(g, VOCAB)
+    assert valid_prefix(a, b"aaa")
+    assert not accepts(a, b"aa")
+    assert not any(accepts(a, b"a" * n) for n in range(1, 5))
+    # The lexeme ends where the next byte cannot extend it.
+    g = grammar("s: A B", [rx("A", "a+"), lit("B", "b")])
+    a = GrammarAutomaton(g, VOCAB)
+    assert accepts(a, b"aaab")
+
+
+def test_ignored_terminals_and_ties_with_real_ones():
+    g = grammar("s: A A", [lit("A", "a"), rx("WS", "[ ]+")], ignore=("WS",))
+    a = GrammarAutomaton(g, VOCAB)
+    assert accepts(a, b" a  a ") and accepts(a, b"aa")
+    assert not accepts(a, b"a")
+    # A terminal both used and ignored is always dropped (as Lark does).
+    g = grammar("s: A SP A", [lit("A", "a"), lit("SP", " ")], ignore=("SP",))
+    a = GrammarAutomaton(g, VOCAB)
+    assert not accepts(a, b"a a")
+
+
+def test_guards_make_keywords_reserved_and_unglued():
+    lg = load_lark(
+        """
+        start: "select" NAME ("and" NAME)*
+        NAME: /[a-z]+/
+        %ignore " "
+        """
+    )
+    a = GrammarAutomaton(lg.cfg, VOCAB, guards=lg.guards)
+    assert accepts(a, b"select x and y")
+    assert not valid_prefix(a, b"selectx")  # one NAME where a keyword is needed
+    assert not accepts(a, b"select x andy")
+    assert valid_prefix(a, b"select and")  # may still become the NAME "andy"
+    assert not valid_prefix(a, b"select and ")  # "and" is reserved: not a NAME
+    assert not accepts(a, b"select and")
+    plain = GrammarAutomaton(lg.cfg, VOCAB)  # without guards the lexer is purely contextual
+    assert accepts(plain, b"selectx andy")
+
+
+def test_guard_errors():
+    g = grammar("s: A", [lit("A", "a")])
+    with pytest.raises(GrammarError, match="'B' is not a terminal"):
+        GrammarAutomaton(g, VOCAB, guards={"B": ["A"]})
+
+
+def test_grammar_errors_name_the_culprit():
+    with pytest.raises(GrammarError, match="undefined symbol 'y'"):
+        GrammarAutomaton(grammar("s: x; x: y", []), VOCAB)
+    with pytest.raises(GrammarError, match="start symbol 'q' has no rule"):
+        GrammarAutomaton(grammar("s: A", [lit("A", "a")], start="q"), VOCAB)
+    with pytest.raises(EmptyLanguageError, match="'s' derives no sentence"):
+        GrammarAutomaton(grammar("s: A s", [lit("A", "a")]), VOCAB)
+    with pytest.raises(GrammarError, match="terminal 'E' matches the empty string"):
+        GrammarAutomaton(grammar("s: E", [rx("E", "a*")]), VOCAB)
+    with pytest.raises(GrammarError, match="terminal 'N' matches no string"):
+        GrammarAutomaton(grammar("s: N", [rx("N", "[^\\s\\S]")]), VOCAB)
+    with pytest.raises(GrammarError, match="terminal 'B'"):
+        GrammarAutomaton(grammar("s: B", [rx("B", "(a)\\1")]), VOCAB)
+    with pytest.raises(GrammarError, match="ignored terminal 'W'"):
+        GrammarAutomaton(grammar("s: A", [lit("A", "a")], ignore=("W",)), VOCAB)
+
+
+def test_unproductive_alternatives_are_dropped_not_fatal():
+    g = grammar("s: A | A loop; loop: B loop", [lit("A", "a"), lit("B", "b")])
+    a = GrammarAutomaton(g, VOCAB)
+    assert accepts(a, b"a")
+    assert not valid_prefix(a, b"ab")
+
+
+# --- the matcher API -----------------------------------------------------------------------------
+
+
+def test_matcher_roundtrip_copy_rollback_and_eos():
+    constraint = compile_grammar("json", VOCAB)
+    assert isinstance(constraint, Constraint)
+    m = constraint.matcher()
+    ids = [VOCAB.token_bytes.index(t) for t in [b'{"', b"a", b'":', b" ", b"12", b"}"]]
+    for t in ids[:3]:
+        assert m.mask()[t]
+        m.advance(t)
+    snapshot = m.copy()
+    m.consume(ids[3:])
+    assert m.is_accepting() and not m.is_finished()
+    eos = VOCAB.eos_token_ids[0]
+    assert m.accepts(eos)
+    m.rollback(3)
+    assert not m.is_accepting() and not m.accepts(eos)
+    assert m.state == snapshot.state
+    with pytest.raises(TokenRefusedError):
+        m.advance(VOCAB.token_bytes.index(b"}"))
+    m.consume(ids[3:])
+    m.advance(eos)
+    assert m.is_finished()
+
+
+def test_forced_bytes_and_can_continue():
+    lg = load_lark('start: "hello" " "? NAME\nNAME: /[a-z]+/')
+    a = GrammarAutomaton(lg.cfg, VOCAB, guards=lg.guards)
+    s0 = a.initial_state()
+    # NAME guards the keyword "hello", so the name cannot be glued to it: the space is forced.
+    assert a.forced_bytes(s0) == b"hello "
+    s = a.advance_bytes(s0, b"hel")
+    assert a.forced_bytes(s) == b"lo "
+    unguarded = GrammarAutomaton(lg.cfg, VOCAB)
+    assert unguarded.forced_bytes(unguarded.initial_state()) == b"hello"
+    assert a.can_continue(s) and not a.is_accepting(s)
+    lg = load_lark('start: "ab" | "abc"')
+    a = GrammarAutomaton(lg.cfg, VOCAB)
+    s = a.advance_bytes(a.initial_state(), b"ab")
+    assert a.is_accepting(s) and a.can_continue(s) and a.forced_bytes(s) == b""
+    s = a.advance_bytes(s, b"c")
+    assert a.is_accepting(s) and not a.can_continue(s)
+
+
+def test_states_are_shared_after_lexeme_ends():
+    a = compile_grammar("json", VOCAB).automaton
+    s1 = a.advance_bytes(a.initial_state(), b"[1,2,")
+    s2 = a.advance_bytes(a.initial_state(), b"[1, 22 ,\n3,")
+    assert s1 == s2  # interned Earley sets: left recursion comes back to the same set
+
+
+# --- kernels equal their plain-Python references -------------------------------------------------
+
+
+def test_hash_map_matches_reference():
+    table = ParserTransitionMap(capacity=8)
+    rng = random.Random(3)
+    pairs = {(rng.randrange(10_000), rng.randrange(300)): rng.randrange(10**6) for _ in range(500)}
+    for (p, acc), v in pairs.items():
+        table.put(p, acc, v)
+    for (p, acc), v in pairs.items():
+        key = p * (1 << 24) + acc
+        assert hash_get(table.keys, table.vals, key) == v == hash_get_reference(table.keys, table.vals, key)
+    assert (
+        hash_get(table.keys, table.vals, 123_456_789)
+        == -2
+        == hash_get_reference(table.keys, table.vals, 123_456_789)
+    )
+
+
+@pytest.mark.parametrize("name", ["json", "sql", "python"])
+def test_numba_kernels_equal_python_references(name):
+    fast = compile_grammar(name, VOCAB, cache=False).automaton
+    slow = compile_grammar(name, VOCAB, cache=False).automaton
+    slow._lexeme_kernel = lexeme_walk_reference
+    slow._entries_kernel = walk_entries_reference
+    assert fast._lexeme_kernel is lexeme_walk and fast._entries_kernel is walk_entries
+    text = {
+        "json": b'{"a": [1, 2.5, "x\\n"], "b": null}',
+        "sql": b"SELECT a, count(*) FROM t WHERE x > 1 GROUP BY a",
+        "python": b"def f(x):\n    return [i for i in x]\n",
+    }[name]
+    for cut in range(0, len(text), 3):
+        s_fast = fast.advance_bytes(fast.initial_state(), text[:cut])
+        s_slow = slow.advance_bytes(slow.initial_state(), text[:cut])
+        assert engine_mask(fast, s_fast) == engine_mask(slow, s_slow), text[:cut]
+
+
+# --- masks equal the brute-force reference -------------------------------------------------------
+
+GRAMMAR_SAMPLES = {
+    "json": b'{"key": [true, false, null, -1.5e3, "s\\u00e9"], "n": {}}',
+    "sql": b"SELECT a.x, COUNT(*) AS n FROM a JOIN b ON a.id = b.id "
+    b"WHERE a.y LIKE 'z%' ORDER BY n DESC LIMIT 3;",
+    "python": b'@dec\ndef f(a, *args, b=2):\n    """Doc."""\n    if a:\n'
+    b'        return {k: v for k, v in b}\n    x = "s" + str(1)\n',
+    "arithmetic": b"-(1.5 + x) ** 2 // f(y, 3) % 7",
+    "csv": b'a,"b ""c""",\r\n1,2,3\n',
+    "lark": b'start: a+ "x"i\na: /[0-9]+/ -> num\n%ignore " "\n',
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRAMMAR_SAMPLES))
+def test_masks_equal_brute_force_reference(name):
+    lg = load_lark(grammars.load(name), name=name)
+    a = GrammarAutomaton(lg.cfg, VOCAB, guards=lg.guards)
+    ref = reference_for(a, lg.guards)
+    text = GRAMMAR_SAMPLES[name]
+    assert ref.accepts(text) and accepts(a, text)
+    for cut in range(len(text) + 1):
+        state = a.advance_bytes(a.initial_state(), text[:cut])
+        rstate = ref.feed_bytes(ref.initial, text[:cut])
+        assert state is not None and rstate is not None
+        assert engine_mask(a, state) == ref.allowed_tokens(rstate, VOCAB), (name, text[:cut])
+        assert a.is_accepting(state) == ref.is_accepting(rstate)
+
+
+def _random_grammar(rng: random.Random) -> ContextFreeGrammar:
+    pool = [
+        lit("A", "a"),
+        lit("AB", "ab"),
+        lit("B", "b"),
+        rx("AS", "a+"),
+        rx("ABS", "[ab]+c?"),
+        lit("C", "c"),
+        rx("CC", "c[ab]?", priority=rng.choice([0, 1])),
+        rx("WS", " +"),
+    ]
+    terminals = rng.sample(pool, rng.randint(2, 6))
+    names = [t.name for t in terminals if t.name != "WS"] or ["A"]
+    if "A" in names and all(t.name != "A" for t in terminals):
+        terminals.append(lit("A", "a"))
+    nts = ["s", "x", "y"]
+    rules = []
+    for nt in nts:
+        alts = []
+        for _ in range(rng.randint(1, 3)):
+            alts.append(" ".join(rng.choice(names + nts) for _ in range(rng.randint(0, 3))))
+        rules.append(f"{nt}: " + " | ".join(alts))
+    rules.append("s: " + rng.choice(names))  # keep the start productive
+    ignore = ("WS",) if any(t.name == "WS" for t in terminals) else ()
+    return grammar("; ".join(rules), terminals, ignore)
+
+
+def test_random_grammars_agree_with_reference():
+    rng = random.Random(2024)
+    small = byte_vocab([b"ab", b"ba", b"aa", b"abc", b" a", b"c "])
+    checked = 0
+    for _ in range(60):
+        g = _random_grammar(rng)
+        try:
+            a = GrammarAutomaton(g, small)
+        except GrammarError:
+            continue
+        ref = reference_for(a)
+        for _ in range(15):
+            text = bytes(rng.choice(b"abc ") for _ in range(rng.randint(0, 7)))
+            state = a.advance_bytes(a.initial_state(), text)
+            rstate = ref.feed_bytes(ref.initial, text)
+            assert (state is None) == (rstate is None), (g, text)
+            if state is not None:
+                assert a.is_accepting(state) == ref.is_accepting(rstate), (g, text)
+                assert engine_mask(a, state) == ref.allowed_tokens(rstate, small), (g, text)
+                checked += 1
+    assert checked > 100
+
+
+def test_byte_runs_below_matches_reference():
+    vocab = byte_vocab([b"----", b"--x--", b"-((", b"(((((", b"a(((", b"x"])
+    trie = compile_grammar("json", vocab, cache=False).automaton.trie
+    runs = byte_runs_below(trie.node_byte, trie.node_depth)
+    assert np.array_equal(runs, byte_runs_below_reference(trie.node_byte, trie.node_depth))
+    paren = int(np.flatnonzero((trie.node_depth == 1) & (trie.node_byte == ord("(")))[0])
+    assert runs[paren] == 5
+
+
+def test_mask_computation_forgets_speculative_sets():
+    vocab = byte_vocab([b"----------", b"((((((((", b"(-(-(", b"))))"])
+    a = compile_grammar("arithmetic", vocab, cache=False).automaton
+    ref = reference_for(a)
+    state = a.advance_bytes(a.initial_state(), b"1 + (")
+    before = len(a.parser.sets)
+    mask = engine_mask(a, state)
+    assert len(a.parser.sets) == before  # the sets the walk built were dropped again
+    assert mask == ref.allowed_tokens(ref.feed_bytes(ref.initial, b"1 + ("), vocab)
+    assert vocab.token_bytes.index(b"----------") in mask and vocab.token_bytes.index(b"))))") not in mask
+    # The output itself still parses after the tables were rolled back.
+    assert accepts(a, b"1 + (---------- 2)")
+
+
+def test_lexer_state_limit():
+    from structgen.automata.grammar.lexer import LazyLexer
+    from structgen.errors import ResourceLimitError
+
+    dfa = terminal_byte_dfa(rx("S", "[a-z]{0,40}!"))
+    lexer = LazyLexer([dfa], [0], [], max_states=10)
+    state = lexer.start_state((0,))
+    with pytest.raises(ResourceLimitError, match="more than 10 states"):
+        for _ in range(20):
+            state = lexer.step(state, ord("a"))
+
+
+def test_literal_dfa_is_exact():
+    dfa = terminal_byte_dfa(lit("E", "é!"))
+    assert dfa.matches("é!".encode()) and not dfa.matches(b"e!") and not dfa.matches("é".encode())
