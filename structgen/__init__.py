@@ -29,6 +29,7 @@ from structgen.sampling.base import SampledToken, SamplingParams, TokenSampler
 from structgen.sampling.mask import MaskSampler
 from structgen.sampling.rejection import RejectionSampler
 from structgen.sampling.smc import SequentialMonteCarlo, SMCResult
+from structgen.sampling.step import RejectionSamplingStep
 from structgen.vocabulary import Vocabulary
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "RegexCompiler",
     "RegexError",
     "RejectionSampler",
+    "RejectionSamplingStep",
     "ResourceLimitError",
     "SMCResult",
     "SampledToken",

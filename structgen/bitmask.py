@@ -43,7 +43,24 @@ def apply_token_bitmask_(scores: torch.Tensor, bitmask: np.ndarray | torch.Tenso
     """Set disallowed scores to ``-inf`` in place and return ``scores``.
 
     ``scores`` is ``[batch, V']``; columns past the bitmask's width (padded logits) are disallowed.
+    CPU float scores are written through numpy: torch's element-wise ops go through the intra-op
+    thread pool, which on a busy CPU took ~50 ms instead of ~0.3 ms for 4 x 49,152 scores.
     """
+    if (
+        scores.device.type == "cpu"
+        and scores.dtype in (torch.float32, torch.float64)
+        and not scores.requires_grad
+    ):
+        words = np.ascontiguousarray(np.asarray(bitmask, dtype=np.int32))
+        if words.ndim == 1:
+            words = words[None, :]
+        # Little-endian words: byte k of word w holds bits 8k..8k+7, so bit i sits at position i.
+        allowed = np.unpackbits(words.view(np.uint8), axis=-1, bitorder="little").view(bool)
+        values = scores.numpy()
+        width = min(allowed.shape[1], values.shape[1])
+        np.putmask(values[:, :width], ~allowed[:, :width], -np.inf)
+        values[:, width:] = -np.inf
+        return scores
     mask = torch.as_tensor(bitmask)
     if mask.dim() == 1:
         mask = mask.unsqueeze(0)

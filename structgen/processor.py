@@ -60,7 +60,11 @@ class LogitsProcessor(_HFLogitsProcessor):
     tokens; such a row is marked dead, gets only EOS allowed and its score is already ``-inf``.
 
     ``steps`` run before the mask (e.g. penalties); include a :class:`ConstraintMaskStep`
-    yourself to choose its position. Create one processor per ``generate`` call or call
+    yourself to choose its position. A
+    :class:`~structgen.sampling.step.RejectionSamplingStep` (a ``ConstraintMaskStep`` subclass)
+    replaces the mask: it picks each row's token by adaptive weighted rejection sampling and
+    leaves only that token a finite score, so no full mask is computed for rows that can still
+    continue. Create one processor per ``generate`` call or call
     :meth:`reset`; a new generation (different prompt or shorter input) is also detected.
     ``stats`` holds ``calls``, ``constraint_seconds`` (time in the pipeline and matchers),
     ``replays`` and ``dead_rows``.
