@@ -1,0 +1,457 @@
+"""Unit tests of the JSON Schema compiler: regexes, DFAs, grammar emission, runtime checks, the API."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import numpy as np
+import pytest
+
+from structgen.compilers.json_schema import compile_json_schema, compile_json_schema_grammar
+from structgen.compilers.json_schema.dfas import excluded_keys_dfa, length_string_dfa
+from structgen.compilers.json_schema.ecma_regex import (
+    PatternSyntaxError,
+    UnsupportedPattern,
+    compile_python,
+    pattern_to_json_regex,
+)
+from structgen.compilers.json_schema.emitter import exclude_strings_regex
+from structgen.compilers.json_schema.formats import FORMAT_PATTERNS, make_format_checker
+from structgen.compilers.json_schema.numbers import integer_range
+from structgen.compilers.json_schema.reference import EarleyRecognizer
+from structgen.compilers.json_schema.runtime import INITIAL
+from structgen.errors import EmptyLanguageError, ResourceLimitError, SchemaError
+
+# --- numbers -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi"),
+    [
+        (0, None),
+        (None, 0),
+        (None, None),
+        (-5, 5),
+        (1, 100),
+        (17, 23456),
+        (-1000, -17),
+        (None, -3),
+        (123, None),
+        (0, 0),
+        (99, 1000),
+        (-7, 0),
+    ],
+)
+def test_integer_range_is_exact(lo, hi):
+    rx = re.compile(integer_range(lo, hi))
+    rng = random.Random(0)
+    values = list(range(-2000, 2000)) + [rng.randint(-(10**7), 10**7) for _ in range(500)]
+    for v in values:
+        expected = (lo is None or v >= lo) and (hi is None or v <= hi)
+        assert (rx.fullmatch(str(v)) is not None) == expected, v
+        assert (rx.fullmatch(f"{v}.0") is not None) == expected
+    assert rx.fullmatch("01") is None and rx.fullmatch("1e3") is None
+
+
+# --- ECMA regexes --------------------------------------------------------------------------------
+
+_ALPHABET = ["a", "b", "c", "1", "-", " ", '"', "\\", "\n", "é", "😀", "A", "_"]
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "^a",
+        "a$",
+        "^a*b$",
+        "ab|^c",
+        "[a-c]+1",
+        "^[^a]{2,3}$",
+        "\\d\\w",
+        "^(a|b)*$",
+        "é",
+        "^\\p{L}+$",
+        "😀",
+        "^.$",
+        "\\s",
+        "[\\-a]",
+        "^\\u0061$",
+        "a{2}",
+        "^(?:ab)?c$",
+    ],
+)
+def test_pattern_regex_matches_search_semantics(pattern):
+    """The JSON-encoded regex accepts exactly the encodings of strings the pattern finds a match in."""
+    encoded = re.compile(pattern_to_json_regex(pattern))
+    ecma = compile_python(pattern)
+    rng = random.Random(pattern)
+    for _ in range(400):
+        s = "".join(rng.choice(_ALPHABET) for _ in range(rng.randint(0, 5)))
+        body = json.dumps(s, ensure_ascii=False)[1:-1]
+        assert (encoded.fullmatch(body) is not None) == (ecma.search(s) is not None), (pattern, s)
+
+
+def test_ecma_semantics_differ_from_python_where_they_should():
+    assert compile_python("^a$").search("a\n") is None  # Python's $ would match before a final newline
+    assert compile_python("\\d").search("٣") is None  # ECMA \d is ASCII only
+
+
+@pytest.mark.parametrize("pattern", ["(a)\\1", "(?=a)", "\\bword"])
+def test_unsupported_patterns_are_reported(pattern):
+    with pytest.raises(UnsupportedPattern):
+        pattern_to_json_regex(pattern)
+
+
+def test_invalid_pattern_is_a_syntax_error():
+    with pytest.raises(PatternSyntaxError):
+        pattern_to_json_regex("a(b")
+
+
+def test_format_regexes_match_their_checkers():
+    checker = make_format_checker()
+    samples = {
+        "date-time": (
+            ["2024-01-31T12:00:00Z", "2024-01-31t12:00:00.5+01:00"],
+            ["2024-01-31 12:00", "2024-13-01T00:00:00Z"],
+        ),
+        "date": (["2020-02-29"], ["2020-2-29", "2020-02-32"]),
+        "time": (["23:59:60Z"], ["24:00:00Z"]),
+        "duration": (["P1Y2M", "PT1H", "P2W"], ["P", "PT", "P1H"]),
+        "email": (["a.b@example.com"], ["a@", "@b.c", "a b@c.d"]),
+        "hostname": (["example.com", "a-b.c"], ["-a.com", "a..b"]),
+        "ipv4": (["192.168.0.1"], ["256.1.1.1", "1.2.3"]),
+        "ipv6": (["::1", "2001:db8::8a2e:370:7334", "::ffff:1.2.3.4"], ["1:2:3", ":::"]),
+        "uuid": (["123e4567-e89b-12d3-a456-426614174000"], ["123e4567e89b12d3a456426614174000"]),
+        "uri": (["https://x.org/a?b#c"], ["no scheme", "//x.org"]),
+    }
+    for fmt, (good, bad) in samples.items():
+        rx = re.compile(pattern_to_json_regex(FORMAT_PATTERNS[fmt]))
+        for s in good:
+            assert checker.conforms(s, fmt) and rx.fullmatch(json.dumps(s)[1:-1]), (fmt, s)
+        for s in bad:
+            assert not checker.conforms(s, fmt) and not rx.fullmatch(json.dumps(s)[1:-1]), (fmt, s)
+
+
+# --- direct DFAs ----------------------------------------------------------------------------------
+
+
+def test_excluded_keys_dfa_equals_its_regex():
+    words = ["foo", "fo", "bar", 'a"b', "é", "x\ny"]
+    dfa = excluded_keys_dfa(tuple(sorted(words)))
+    rx = re.compile('"' + exclude_strings_regex(words) + '"')
+    rng = random.Random(1)
+    candidates = [*words, "", "f", "fooo", "ba", "ée", "a", "x"]
+    candidates += ["".join(rng.choice('fobarxé\n"') for _ in range(rng.randint(0, 4))) for _ in range(300)]
+    for w in candidates:
+        text = json.dumps(w, ensure_ascii=False)
+        assert dfa.matches(text.encode()) == (w not in words) == (rx.fullmatch(text) is not None), w
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(0, 0), (2, 5), (3, None), (0, 1)])
+def test_length_string_dfa_counts_code_points(lo, hi):
+    dfa = length_string_dfa(lo, hi)
+    for w in ["", "a", "ab", "é😀", "abcde", "abcdef", "\x01\n", 'a"b\\']:
+        expected = len(w) >= lo and (hi is None or len(w) <= hi)
+        assert dfa.matches(json.dumps(w, ensure_ascii=False).encode()) == expected, w
+
+
+# --- grammar emission against the reference recognizer ----------------------------------------------
+
+REFERENCE_CASES = [
+    (
+        {
+            "type": "object",
+            "properties": {"a": {"type": "integer", "minimum": 3}, "b": {"type": "string", "maxLength": 3}},
+            "required": ["a"],
+            "additionalProperties": False,
+        },
+        [{"a": 3}, {"a": 4, "b": "xyz"}],
+        [{"a": 2}, {"b": "x"}, {"a": 3, "b": "long"}, {"a": 3, "c": 1}, {"a": 3.5}],
+    ),
+    (
+        {
+            "type": "array",
+            "prefixItems": [{"type": "boolean"}, {"enum": ["x", 1]}],
+            "items": {"type": "null"},
+            "minItems": 1,
+            "maxItems": 4,
+        },
+        [[True], [False, "x"], [True, 1, None, None]],
+        [[], [1], [True, "y"], [True, 1, None, None, None], [True, 1, 2]],
+    ),
+    (
+        {
+            "$defs": {
+                "node": {
+                    "type": "object",
+                    "properties": {"v": {"type": "integer"}, "next": {"$ref": "#/$defs/node"}},
+                    "required": ["v"],
+                    "additionalProperties": False,
+                }
+            },
+            "$ref": "#/$defs/node",
+        },
+        [{"v": 1}, {"v": 1, "next": {"v": 2, "next": {"v": 3}}}],
+        [{"v": 1, "next": {}}, {"next": {"v": 1}}],
+    ),
+    (
+        {"anyOf": [{"type": "string", "pattern": "^[a-z]+$"}, {"type": "number", "minimum": 0}]},
+        ["abc", 0, 2.5],
+        ["ABC", -1, None],
+    ),
+    (
+        {"type": "object", "patternProperties": {"^x-": {"type": "integer"}}, "additionalProperties": False},
+        [{}, {"x-a": 1}],
+        [{"y": 1}, {"x-a": "s"}],
+    ),
+]
+
+
+@pytest.mark.parametrize(("schema", "valid", "invalid"), REFERENCE_CASES)
+def test_grammar_and_checks_with_reference_recognizer(schema, valid, invalid):
+    compiled = compile_json_schema_grammar(schema)
+    recognizer = compiled.recognizer()
+
+    def accepted(instance) -> bool:
+        for indent in (None, 2):
+            text = json.dumps(instance, indent=indent, separators=(",", ":") if indent is None else None)
+            if not recognizer.accepts(text):
+                return False
+            if compiled.checker is not None:
+                tracker = compiled.tracker()
+                state = tracker.feed(INITIAL, text.encode())
+                if state is None or not tracker.finish(state):
+                    return False
+        return True
+
+    for instance in valid:
+        assert compiled.is_valid(instance)
+        assert accepted(instance), instance
+    for instance in invalid:
+        assert not accepted(instance), instance
+
+
+def test_exactness_is_recorded():
+    assert compile_json_schema_grammar({"type": "object", "properties": {"a": {"type": "string"}}}).exact
+    assert compile_json_schema_grammar({"enum": [1, "a", [1, 2], {"k": None}]}).exact
+    assert not compile_json_schema_grammar({"type": "array", "uniqueItems": True}).exact
+    assert not compile_json_schema_grammar({"type": "number", "multipleOf": 0.5}).exact
+    assert not compile_json_schema_grammar({"not": {"const": 1}}).exact
+    assert compile_json_schema_grammar({"not": {"type": "null"}}).exact
+
+
+# --- API: inputs, options, errors -------------------------------------------------------------------
+
+
+def test_schema_inputs_and_errors():
+    assert compile_json_schema_grammar('{"type": "integer"}').exact
+    with pytest.raises(SchemaError, match="not valid JSON"):
+        compile_json_schema_grammar("{nope")
+    with pytest.raises(SchemaError, match="/properties/a/type"):
+        compile_json_schema_grammar({"properties": {"a": {"type": "integr"}}})
+    with pytest.raises(SchemaError, match="cannot resolve"):
+        compile_json_schema_grammar({"$ref": "#/$defs/missing"})
+    with pytest.raises(EmptyLanguageError):
+        compile_json_schema_grammar(False)
+    with pytest.raises(EmptyLanguageError):
+        compile_json_schema_grammar({"type": "integer", "minimum": 5, "maximum": 4})
+    with pytest.raises(EmptyLanguageError):
+        compile_json_schema_grammar({"type": "object", "properties": {"a": False}, "required": ["a"]})
+    with pytest.raises(ResourceLimitError):
+        compile_json_schema_grammar(
+            {"type": "array", "items": {"enum": list(range(2000))}, "maxItems": 60}, max_rules=1000
+        )
+
+
+def test_pydantic_model_input():
+    pydantic = pytest.importorskip("pydantic")
+
+    class Point(pydantic.BaseModel):
+        x: int
+        y: int = 0
+        label: str | None = None
+
+    compiled = compile_json_schema_grammar(Point)
+    rec = compiled.recognizer()
+    assert rec.accepts('{"x":1,"y":2,"label":null}')
+    assert rec.accepts('{"x": 1}')
+    assert not rec.accepts('{"y": 1}')
+
+
+def test_strict_closes_objects_and_compact_whitespace():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    loose = compile_json_schema_grammar(schema).recognizer()
+    strict = EarleyRecognizer(compile_json_schema_grammar(schema, strict=True).grammar)
+    compact = EarleyRecognizer(compile_json_schema_grammar(schema, whitespace="compact").grammar)
+    assert loose.accepts('{"a": 1, "b": 2}') and not strict.accepts('{"a": 1, "b": 2}')
+    assert strict.accepts('{"a": 1}')
+    assert compact.accepts('{"a":1}') and not compact.accepts('{"a": 1}')
+    bounded = EarleyRecognizer(compile_json_schema_grammar(schema, max_whitespace=4).grammar)
+    assert bounded.accepts('{    "a":1}') and not bounded.accepts('{     "a":1}')
+
+
+def test_property_order():
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+        "required": ["a", "b"],
+        "additionalProperties": False,
+    }
+    definition = compile_json_schema_grammar(schema, property_order="definition").recognizer()
+    assert definition.accepts('{"a":1,"b":2}') and not definition.accepts('{"b":2,"a":1}')
+    assert compile_json_schema_grammar(schema).recognizer().accepts('{"b":2,"a":1}')  # "flexible"
+    compiled = compile_json_schema_grammar(schema, property_order="any")
+    assert not compiled.exact
+    rec = compiled.recognizer()
+    assert rec.accepts('{"b":2,"a":1}')
+    tracker = compiled.tracker()
+    assert tracker.finish(tracker.feed(INITIAL, b'{"b":2,"a":1}'))
+    assert tracker.feed(INITIAL, b'{"b":2}') is None  # required "a" missing: refused at the brace
+    assert tracker.feed(INITIAL, b'{"a":2,"a":1') is None  # duplicate key
+
+
+def test_additional_keys_interleave_but_listed_keys_keep_their_order():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}}
+    rec = compile_json_schema_grammar(schema).recognizer()
+    assert rec.accepts('{"x":1,"a":1,"y":[],"b":"s","z":null}')
+    assert not rec.accepts('{"a":"not an int"}')
+    assert not rec.accepts('{"a":1,"a":2}')
+
+
+def test_formats_assert_or_annotate():
+    schema = {"type": "string", "format": "date"}
+    asserted = compile_json_schema_grammar(schema).recognizer()
+    annotated = EarleyRecognizer(compile_json_schema_grammar(schema, formats="annotate").grammar)
+    assert asserted.accepts('"2024-05-06"') and not asserted.accepts('"May 6"')
+    assert annotated.accepts('"May 6"')
+
+
+# --- token level ---------------------------------------------------------------------------------------
+
+
+def _walk(constraint, tokenizer, text: str) -> bool:
+    matcher = constraint.matcher()
+    for token_id in tokenizer.encode(text, add_special_tokens=False):
+        if not matcher.accepts(token_id):
+            return False
+        matcher.advance(token_id)
+    return matcher.is_accepting()
+
+
+def test_token_level_runtime_checks(smollm2_vocab, smollm2_tokenizer):
+    schema = {
+        "type": "object",
+        "properties": {
+            "tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+            "n": {"type": "number", "multipleOf": 0.25, "exclusiveMaximum": 10},
+        },
+        "required": ["n"],
+    }
+    constraint = compile_json_schema(schema, smollm2_vocab)
+    assert _walk(constraint, smollm2_tokenizer, '{"tags":["a","b"],"n":2.75}')
+    assert not _walk(constraint, smollm2_tokenizer, '{"tags":["a","a"],"n":2.75}')
+    assert not _walk(constraint, smollm2_tokenizer, '{"n":2.7}')
+    assert not _walk(constraint, smollm2_tokenizer, '{"n":10}')
+
+
+def test_masks_generate_only_valid_documents(smollm2_vocab):
+    """Random walks over the masks end in valid documents (the masks never lead outside the language)."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer", "minimum": 0, "maximum": 99},
+            "kind": {"enum": ["a", "b"]},
+            "tags": {
+                "type": "array",
+                "items": {"type": "string", "maxLength": 3},
+                "maxItems": 2,
+                "uniqueItems": True,
+            },
+        },
+        "required": ["id", "kind"],
+        "additionalProperties": False,
+    }
+    constraint = compile_json_schema(schema, smollm2_vocab, whitespace="compact")
+    compiled = compile_json_schema_grammar(schema, whitespace="compact")
+    rng = np.random.default_rng(0)
+    finished = 0
+    for _ in range(6):
+        matcher = constraint.matcher()
+        ids: list[int] = []
+        for _step in range(80):
+            if matcher.is_accepting() and (
+                rng.random() < 0.5 or not matcher._automaton.can_continue(matcher.state)
+            ):
+                break
+            mask = matcher.mask()
+            allowed = [t for t in np.flatnonzero(mask) if t not in smollm2_vocab.eos_token_ids]
+            assert allowed, "dead end: no token allowed in a non-final state"
+            # Prefer short tokens so that walks finish within the step budget.
+            weights = np.array([1.0 / len(smollm2_vocab.token_bytes[t]) ** 4 for t in allowed])
+            token = int(rng.choice(allowed, p=weights / weights.sum()))
+            matcher.advance(token)
+            ids.append(token)
+        if matcher.is_accepting():
+            finished += 1
+            assert compiled.is_valid(json.loads(smollm2_vocab.decode(ids)))
+    assert finished >= 3
+
+
+def test_runtime_checks_refuse_at_the_completing_token(smollm2_vocab, smollm2_tokenizer):
+    schema = {"type": "array", "items": {"type": "integer"}, "uniqueItems": True}
+    constraint = compile_json_schema(schema, smollm2_vocab, whitespace="compact")
+    matcher = constraint.matcher()
+    for t in smollm2_tokenizer.encode("[1,2", add_special_tokens=False):
+        matcher.advance(t)
+    mask = matcher.mask()
+    close = smollm2_tokenizer.encode("]", add_special_tokens=False)[0]
+    assert mask[close]
+    matcher2 = constraint.matcher()
+    for t in smollm2_tokenizer.encode("[1,1", add_special_tokens=False):
+        matcher2.advance(t)
+    assert not matcher2.mask()[close]
+    assert not matcher2.accepts(close)
+
+
+def test_flexible_property_order_is_exact_for_small_objects():
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "string"}, "c": {"type": "null"}},
+        "required": ["a", "b"],
+    }
+    compiled = compile_json_schema_grammar(schema, property_order="flexible")
+    assert compiled.exact
+    rec = compiled.recognizer()
+    assert rec.accepts('{"b":"x","a":1}') and rec.accepts('{"c":null,"z":[],"b":"x","a":1}')
+    assert not rec.accepts('{"b":"x"}') and not rec.accepts('{"a":1,"a":2,"b":"x"}')
+    big = {"type": "object", "properties": {f"p{i}": {"type": "integer"} for i in range(8)}}
+    rec = EarleyRecognizer(compile_json_schema_grammar(big, property_order="flexible").grammar)
+    assert rec.accepts('{"p0":1,"p7":2}') and not rec.accepts('{"p7":2,"p0":1}')
+
+
+def test_pattern_properties_with_open_objects_are_exact():
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}},
+        "patternProperties": {"^x-": {"type": "integer"}, "^[0-9]+$": {"type": "boolean"}},
+    }
+    compiled = compile_json_schema_grammar(schema)
+    assert compiled.exact
+    rec = compiled.recognizer()
+    assert rec.accepts('{"name":"a","x-1":2,"12":true,"other":[]}')
+    assert not rec.accepts('{"x-1":"s"}') and not rec.accepts('{"7":1}')
+    overlapping = {"patternProperties": {"a": {"type": "integer"}, "b": {"type": "integer"}}}
+    assert not compile_json_schema_grammar(overlapping).exact
+
+
+def test_hostile_schemas_fail_cleanly():
+    deep: dict = {"type": "integer"}
+    for _ in range(3000):
+        deep = {"type": "array", "items": deep}
+    with pytest.raises(ResourceLimitError):
+        compile_json_schema_grammar(deep)
+    wide = {"type": "object", "properties": {f"p{i}": {"enum": list(range(50))} for i in range(400)}}
+    with pytest.raises(ResourceLimitError):
+        compile_json_schema_grammar(wide, max_rules=5000)
