@@ -164,46 +164,32 @@ def useful_states(transitions, accepting, initial):  # pragma: no cover - numba
     stack[0] = initial
     reach[initial] = True
     top = 1
-    in_degree = np.zeros(n + 1, np.int64)
     while top > 0:
         top -= 1
         s = stack[top]
         for b in range(width):
             t = transitions[s, b]
-            if t >= 0:
-                in_degree[t + 1] += 1
-                if not reach[t]:
-                    reach[t] = True
-                    stack[top] = t
-                    top += 1
-    # Reverse edges of the reachable part, as CSR, then a backward search from accepting states.
-    start = np.cumsum(in_degree)
-    fill = start[:-1].copy()
-    sources = np.empty(start[n], np.int64)
+            if t >= 0 and not reach[t]:
+                reach[t] = True
+                stack[top] = t
+                top += 1
+    # The edges of the reachable part as CSR, for the backward search from accepting states.
+    start = np.zeros(n + 1, np.int64)
+    for s in range(n):
+        start[s + 1] = start[s]
+        if reach[s]:
+            for b in range(width):
+                if transitions[s, b] >= 0:
+                    start[s + 1] += 1
+    targets = np.empty(start[n], np.int64)
+    k = 0
     for s in range(n):
         if reach[s]:
             for b in range(width):
-                t = transitions[s, b]
-                if t >= 0:
-                    sources[fill[t]] = s
-                    fill[t] += 1
-    live = np.zeros(n, np.bool_)
-    top = 0
-    for s in range(n):
-        if reach[s] and accepting[s]:
-            live[s] = True
-            stack[top] = s
-            top += 1
-    while top > 0:
-        top -= 1
-        t = stack[top]
-        for k in range(start[t], start[t + 1]):
-            s = sources[k]
-            if not live[s]:
-                live[s] = True
-                stack[top] = s
-                top += 1
-    return live
+                if transitions[s, b] >= 0:
+                    targets[k] = transitions[s, b]
+                    k += 1
+    return reaches_accepting(start, targets, accepting & reach)
 
 
 @numba.njit(cache=True)
