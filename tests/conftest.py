@@ -84,3 +84,15 @@ def shared_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared data folder {path} not present")
     return path
+
+
+@pytest.fixture(scope="session")
+def default_model() -> tuple[Any, Any, Vocabulary]:
+    """(model, tokenizer, vocab) of the default model, loaded once per session."""
+    from structgen.models import resolve_model
+
+    try:
+        loaded = resolve_model()
+    except ImportError as exc:
+        pytest.skip(f"default model unavailable: {exc}")
+    return loaded.model, loaded.tokenizer, loaded.vocab

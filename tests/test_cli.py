@@ -15,18 +15,6 @@ from structgen.cli import main
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def default_model():
-    """(model, tokenizer, vocab) of the default model; loaded once per process."""
-    from structgen.models import resolve_model
-
-    try:
-        loaded = resolve_model()
-    except ImportError as exc:
-        pytest.skip(f"default model unavailable: {exc}")
-    return loaded.model, loaded.tokenizer, loaded.vocab
-
-
 def test_module_entry_point_prints_help() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "structgen", "generate", "--help"],

@@ -14,18 +14,6 @@ from structgen.pipeline import DecodingBatch, Step
 PHONE = r"\d{3}-\d{4}"
 
 
-@pytest.fixture(scope="module")
-def default_model():
-    """(model, tokenizer, vocab) of the default model; loaded once per process."""
-    from structgen.models import resolve_model
-
-    try:
-        loaded = resolve_model()
-    except ImportError as exc:
-        pytest.skip(f"default model unavailable: {exc}")
-    return loaded.model, loaded.tokenizer, loaded.vocab
-
-
 # ---------------------------------------------------------------------------------------------
 # Argument errors: raised before any model is loaded
 

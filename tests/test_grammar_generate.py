@@ -25,18 +25,6 @@ PROMPT = (
 )
 
 
-@pytest.fixture(scope="module")
-def default_model():
-    """(model, tokenizer, vocab) of the default model; loaded once per process."""
-    from structgen.models import resolve_model
-
-    try:
-        loaded = resolve_model()
-    except ImportError as exc:
-        pytest.skip(f"default model unavailable: {exc}")
-    return loaded.model, loaded.tokenizer, loaded.vocab
-
-
 def explain(statement: str) -> list[tuple]:
     """SQLite's ``EXPLAIN`` of ``statement`` on an empty in-memory database with :data:`SCHEMA`."""
     db = sqlite3.connect(":memory:")

@@ -237,18 +237,6 @@ def test_processor_uses_the_step_instead_of_the_mask() -> None:
 # With the default model and transformers' generate
 
 
-@pytest.fixture(scope="module")
-def default_model():
-    """(model, tokenizer, vocab) of the default model; loaded once per process."""
-    from structgen.models import resolve_model
-
-    try:
-        loaded = resolve_model()
-    except ImportError as exc:
-        pytest.skip(f"default model unavailable: {exc}")
-    return loaded.model, loaded.tokenizer, loaded.vocab
-
-
 PATTERNS = [r"\d{3}-\d{4}", r"(yes|no|maybe)", r"[A-Z][a-z]{3,8}", r"(red|green|blue) (cat|dog)"]
 PROMPTS = ["Give me a phone number", "Is the sky blue?", "Name a person", "Describe a pet"]
 
