@@ -116,7 +116,10 @@ def test_format_regexes_match_their_checkers():
             ["2024-01-31T12:00:00Z", "2024-01-31t12:00:00.5+01:00"],
             ["2024-01-31 12:00", "2024-13-01T00:00:00Z"],
         ),
-        "date": (["2020-02-29"], ["2020-2-29", "2020-02-32"]),
+        "date": (
+            ["2020-02-29", "2000-02-29", "2023-04-30", "2023-12-31"],
+            ["2020-2-29", "2020-02-32", "2023-02-29", "1900-02-29", "2024-02-30", "2023-04-31"],
+        ),
         "time": (["23:59:60Z"], ["24:00:00Z"]),
         "duration": (["P1Y2M", "PT1H", "P2W"], ["P", "PT", "P1H"]),
         "email": (["a.b@example.com"], ["a@", "@b.c", "a b@c.d"]),
@@ -124,7 +127,11 @@ def test_format_regexes_match_their_checkers():
         "ipv4": (["192.168.0.1"], ["256.1.1.1", "1.2.3"]),
         "ipv6": (["::1", "2001:db8::8a2e:370:7334", "::ffff:1.2.3.4"], ["1:2:3", ":::"]),
         "uuid": (["123e4567-e89b-12d3-a456-426614174000"], ["123e4567e89b12d3a456426614174000"]),
-        "uri": (["https://x.org/a?b#c"], ["no scheme", "//x.org"]),
+        "uri": (
+            ["https://x.org/a?b#c", "mailto:a@b.c", "urn:isbn:0451450523", "http://[::1]:8080/"],
+            ["no scheme", "//x.org", "http://a b", "http://x/%zz"],
+        ),
+        "uri-reference": (["../a/b", "//x.org/p", "#frag", "", "a/b:c", "?q=1"], ["://", "a:b c", "%g0"]),
     }
     for fmt, (good, bad) in samples.items():
         rx = re.compile(pattern_to_json_regex(FORMAT_PATTERNS[fmt]))
@@ -231,6 +238,14 @@ def test_grammar_and_checks_with_reference_recognizer(schema, valid, invalid):
         assert accepted(instance), instance
     for instance in invalid:
         assert not accepted(instance), instance
+
+
+def test_draft4_integers_have_no_fraction():
+    # Draft 4 says 1.0 is not an integer; 2020-12 says it is. The grammar follows the declared draft.
+    draft4 = {"$schema": "http://json-schema.org/draft-04/schema#", "type": "integer"}
+    assert not compile_json_schema_grammar(draft4).recognizer().accepts("1.0")
+    assert compile_json_schema_grammar(draft4).recognizer().accepts("1")
+    assert compile_json_schema_grammar({"type": "integer"}).recognizer().accepts("1.0")
 
 
 def test_exactness_is_recorded():

@@ -642,14 +642,14 @@ class GrammarEmitter:
                 ihi = math.ceil(hi[0]) - 1 if hi[1] and float(hi[0]).is_integer() else math.floor(hi[0])
         except (OverflowError, ValueError):
             self.inexact(rule, "non-finite bound")
-            return [[self.term(integer_range(None, None))]]
+            return [[self.term(integer_range(None, None, zero_fraction=self.ctx.integer_zero_fraction))]]
         if ilo is not None and ihi is not None and ilo > ihi:
             return []
         if "multipleOf" in schema:
             m = schema["multipleOf"]
             if not (isinstance(m, int) or float(m).is_integer()) or int(m) != 1:
                 self.inexact(rule, "multipleOf")
-        return [[self.term(integer_range(ilo, ihi))]]
+        return [[self.term(integer_range(ilo, ihi, zero_fraction=self.ctx.integer_zero_fraction))]]
 
     def _number(self, node: Node, rule: str) -> list[list[str]]:
         schema = node.schema

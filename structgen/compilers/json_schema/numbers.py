@@ -61,8 +61,12 @@ def nonneg_range(lo: int, hi: int | None) -> str:
     return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
 
 
-def integer_range(lo: int | None, hi: int | None) -> str:
-    """Regex (JSON syntax, optional ``.0+`` fraction) for the integers in ``[lo, hi]`` (None: unbounded)."""
+def integer_range(lo: int | None, hi: int | None, *, zero_fraction: bool = True) -> str:
+    """Regex (JSON syntax) for the integers in ``[lo, hi]`` (None: unbounded).
+
+    ``zero_fraction``: also accept an optional ``.0+`` fraction, as drafts 6 and later do (drafts 3 and 4
+    say ``1.0`` is not an integer).
+    """
     if lo is not None and hi is not None and lo > hi:
         raise ValueError("empty range")
     options = []
@@ -75,7 +79,7 @@ def integer_range(lo: int | None, hi: int | None) -> str:
         neg_hi = -lo if lo is not None else None
         options.append("\\-" + nonneg_range(neg_lo, neg_hi))
     body = options[0] if len(options) == 1 else "(?:" + "|".join(options) + ")"
-    return body + INTEGER_FRACTION
+    return body + INTEGER_FRACTION if zero_fraction else body
 
 
 _FRAC_ANY = r"(?:\.[0-9]+)?"

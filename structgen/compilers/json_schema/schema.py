@@ -103,6 +103,8 @@ class SchemaContext:
             dialect, default=referencing.jsonschema.DRAFT202012
         )
         self.old_draft = self.specification.name in _OLD_DRAFTS
+        # Drafts 3 and 4 count 1.0 as a number but not an integer; later drafts count it as both.
+        self.integer_zero_fraction = self.specification.name not in ("draft-03", "draft-04")
         self.validator_class = jsonschema.validators.validator_for(
             schema, default=jsonschema.Draft202012Validator
         )
