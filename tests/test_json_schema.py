@@ -240,6 +240,33 @@ def test_grammar_and_checks_with_reference_recognizer(schema, valid, invalid):
         assert not accepted(instance), instance
 
 
+def test_conjoined_object_members_are_exact():
+    # additionalProperties of one conjunct applies to the properties of the others: merged exactly,
+    # so no runtime check is left and the grammar alone accepts exactly the valid documents.
+    closed = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"a": {"type": "integer"}},
+        "anyOf": [
+            {"properties": {"a": {"minimum": 3}, "b": {"type": "string"}}},
+            {"additionalProperties": {"type": "integer", "maximum": 1}},
+        ],
+    }
+    compiled = compile_json_schema_grammar(closed)
+    assert compiled.checker is None
+    recognizer = compiled.recognizer()
+    for text, valid in [
+        ("{}", True),
+        ('{"a":3}', True),
+        ('{"a":1}', True),
+        ('{"a":2}', False),
+        ('{"b":"x"}', False),
+        ('{"a":"x"}', False),
+    ]:
+        assert recognizer.accepts(text) is valid, text
+        assert compiled.is_valid(json.loads(text)) is valid, text
+
+
 def test_draft4_integers_have_no_fraction():
     # Draft 4 says 1.0 is not an integer; 2020-12 says it is. The grammar follows the declared draft.
     draft4 = {"$schema": "http://json-schema.org/draft-04/schema#", "type": "integer"}

@@ -84,10 +84,10 @@ class JsonSchemaAutomaton(Automaton):
             words = np.zeros_like(row)
             self.grammar.fill_token_bitmask(gstate, words)
             bits = np.unpackbits(words.view(np.uint8), bitorder="little")[: self.vocab.size].astype(bool)
-            feed = self.tracker.feed
+            admits = self.tracker.admits
             token_bytes = self.vocab.token_bytes
             for token_id in np.flatnonzero(bits & self._candidates(tstate)):
-                if feed(tstate, token_bytes[token_id]) is None:
+                if not admits(tstate, token_bytes[token_id]):
                     bits[token_id] = False
             padded = np.zeros(words.shape[0] * 32, dtype=bool)
             padded[: bits.shape[0]] = bits

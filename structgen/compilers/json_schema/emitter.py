@@ -443,11 +443,18 @@ class GrammarEmitter:
             flat.extend(expanded)
         if flat:
             merged = {}
+            members = _conjoin_object_members(flat)
             for schema in flat:
+                if members is not None:
+                    schema = {k: v for k, v in schema.items() if k not in _OBJECT_MEMBER_KEYWORDS}
                 exact &= _merge_into(merged, schema)
+            if members is not None:
+                merged.update(members)
             # additionalProperties/items-style keywords depend on their siblings: merged with another
             # part's properties/prefixItems they constrain less (a superset), so checks must stay.
             for sensitive, siblings in _SIBLING_SENSITIVE:
+                if members is not None and "additionalProperties" in sensitive:
+                    continue
                 if any(sensitive & set(f) for f in flat) and sum(bool(siblings & set(f)) for f in flat) > 1:
                     exact = False
         if merged is None:
@@ -1041,6 +1048,46 @@ _COUNT_KEYWORDS = frozenset(
 _BOUND_KEYWORDS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"})
 _MIN_KEYS = ("minimum", "minLength", "minItems", "minProperties", "minContains")
 _MAX_KEYS = ("maximum", "maxLength", "maxItems", "maxProperties", "maxContains")
+
+
+_OBJECT_MEMBER_KEYWORDS = ("properties", "additionalProperties")
+
+
+def _all_of(schemas: list[Any]) -> Any:
+    """The conjunction of ``schemas`` as one schema, with the trivial cases folded."""
+    parts = [s for s in schemas if s is not True and s != {}]
+    if any(s is False for s in parts):
+        return False
+    if not parts:
+        return True
+    return parts[0] if len(parts) == 1 else {"allOf": parts}
+
+
+def _conjoin_object_members(flat: list[dict]) -> dict | None:
+    """Exact ``properties``/``additionalProperties`` of the conjunction of ``flat``, or None.
+
+    A property ``k`` of the conjunction must satisfy, in every conjunct, that conjunct's
+    ``properties[k]`` or else its ``additionalProperties``; any other key every conjunct's
+    ``additionalProperties``. Without ``patternProperties``/``unevaluatedProperties`` (whose
+    interplay this does not model: None) that is the whole story, so the merge stays exact.
+    """
+    if not any(k in f for f in flat for k in _OBJECT_MEMBER_KEYWORDS):
+        return None
+    if any("patternProperties" in f or "unevaluatedProperties" in f for f in flat):
+        return None
+    names = dict.fromkeys(name for f in flat for name in f.get("properties", {}))
+    out: dict[str, Any] = {}
+    if names:
+        out["properties"] = {
+            name: _all_of(
+                [f.get("properties", {}).get(name, f.get("additionalProperties", True)) for f in flat]
+            )
+            for name in names
+        }
+    extra = _all_of([f.get("additionalProperties", True) for f in flat])
+    if extra is not True:
+        out["additionalProperties"] = extra
+    return out
 
 
 def _merge_into(merged: dict, schema: dict) -> bool:

@@ -87,8 +87,11 @@ class ValueChecker:
         ctx = self.ctx
         if ctx.old_draft and "$ref" in schema:
             return self._needs(ctx.resolve(node, schema["$ref"]), path, depth + 1)
-        if "type" in schema:
-            return True
+        # possible() also refuses a path through a node whose "type" excludes the container the path
+        # steps into; that check is not a reason here: every node's grammar enforces its own "type"
+        # exactly (relaxations concern other keywords), so the value at hand is inside a container of
+        # an allowed type. Counting it made every path below a typed inexact root "needed", and
+        # validated thousands of completed strings per document that no check ever refused.
         subs = []
         if "$ref" in schema:
             subs.append(ctx.resolve(node, schema["$ref"]))
@@ -258,7 +261,23 @@ class JsonTracker:
 
     def feed(self, st: TrackerState, data: bytes) -> TrackerState | None:
         """The state after ``data``, or None when a value completed in it fails its check."""
-        text = st.text + data
+        return self._run(st, data, True)
+
+    def admits(self, st: TrackerState, data: bytes) -> bool:
+        """Whether every value ``data`` completes passes its check (:meth:`feed` without the state)."""
+        return self._run(st, data, False) is not None
+
+    def _run(self, st: TrackerState, data: bytes, build: bool) -> TrackerState | bool | None:
+        # Mask computation runs this for hundreds of tokens per state: the document text is not
+        # copied per token, only the text of each value a token completes is assembled.
+        old = st.text
+        base = len(old)
+
+        def raw(start: int, stop: int) -> bytes:
+            if start >= base:
+                return data[start - base : stop - base]
+            return old[start:] + data[: stop - base]
+
         stack, in_string, escaped = st.stack, st.in_string, st.escaped
         string_start, is_key, scalar_start, expect_key = (
             st.string_start,
@@ -267,7 +286,7 @@ class JsonTracker:
             st.expect_key,
         )
         check = self.checker.check
-        pos = len(st.text) - 1
+        pos = base - 1
         for b in data:
             pos += 1
             if in_string:
@@ -277,11 +296,11 @@ class JsonTracker:
                     escaped = True
                 elif b == 0x22:
                     in_string = False
-                    raw = text[string_start : pos + 1]
+                    value = raw(string_start, pos + 1)
                     if is_key:
                         top = stack[-1]
                         try:
-                            key = json.loads(raw)
+                            key = json.loads(value)
                         except ValueError:
                             return None
                         if key in top.keys:
@@ -289,13 +308,13 @@ class JsonTracker:
                         if not self.checker.key_allowed(self.path(stack[:-1]), key):
                             return None
                         stack = (*stack[:-1], Frame("o", top.start, key, top.keys | {key}))
-                    elif not check(self.path(stack), raw):
+                    elif not check(self.path(stack), value):
                         return None
                 continue
             if scalar_start >= 0:
                 if b not in _SCALAR_END:
                     continue
-                if not check(self.path(stack), text[scalar_start:pos]):
+                if not check(self.path(stack), raw(scalar_start, pos)):
                     return None
                 scalar_start = -1
             if b in _WS:
@@ -314,7 +333,7 @@ class JsonTracker:
                 top = stack[-1]
                 stack = stack[:-1]
                 expect_key = False
-                if not check(self.path(stack), text[top.start : pos + 1]):
+                if not check(self.path(stack), raw(top.start, pos + 1)):
                     return None
             elif b == 0x2C:
                 top = stack[-1]
@@ -326,7 +345,11 @@ class JsonTracker:
                 expect_key = False
             else:
                 scalar_start = pos
-        return TrackerState(text, stack, in_string, escaped, string_start, is_key, scalar_start, expect_key)
+        if not build:
+            return True
+        return TrackerState(
+            old + data, stack, in_string, escaped, string_start, is_key, scalar_start, expect_key
+        )
 
     def finish(self, st: TrackerState) -> bool:
         """Whether the output may end here (a pending top-level scalar is checked)."""
