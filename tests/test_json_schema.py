@@ -267,6 +267,19 @@ def test_conjoined_object_members_are_exact():
         assert compiled.is_valid(json.loads(text)) is valid, text
 
 
+def test_boolean_subschema_inside_an_embedded_draft4_resource():
+    # A real-world pattern (JSON Schema Store): referencing's crawler fails on it, jsonschema does not.
+    schema = {
+        "$schema": "http://json-schema.org/draft-07/schema",
+        "properties": {
+            "a": {"$schema": "http://json-schema.org/draft-04/schema#", "properties": {"b": True}}
+        },
+    }
+    recognizer = compile_json_schema_grammar(schema).recognizer()
+    assert recognizer.accepts('{"a":{"b":[1]}}')
+    assert not recognizer.accepts('{"a":1')
+
+
 def test_draft4_integers_have_no_fraction():
     # Draft 4 says 1.0 is not an integer; 2020-12 says it is. The grammar follows the declared draft.
     draft4 = {"$schema": "http://json-schema.org/draft-04/schema#", "type": "integer"}

@@ -115,7 +115,13 @@ class SchemaContext:
         base_registry = registry if registry is not None else referencing.Registry()
         # The metaschemas are always resolvable (schemas may "$ref" them), as in jsonschema itself.
         base_registry = base_registry.combine(jsonschema_specifications.REGISTRY)
-        self.registry = base_registry.with_resource(resource.id() or "", resource).crawl()
+        registry = base_registry.with_resource(resource.id() or "", resource)
+        try:
+            self.registry = registry.crawl()
+        except TypeError:
+            # referencing's draft 3-7 crawler assumes subschemas are objects and trips over boolean
+            # ones in some positions; jsonschema itself resolves lazily, which still finds pointers.
+            self.registry = registry
         # $dynamicRef makes a subschema's meaning depend on the path taken to it: then only whole
         # documents are validated at run time (see runtime.ValueChecker).
         self.uses_dynamic_refs = False
