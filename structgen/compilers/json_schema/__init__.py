@@ -184,11 +184,11 @@ def compile_json_schema(
         whitespace: ``"flexible"`` (default): any JSON whitespace between tokens, at most
             ``max_whitespace`` characters in a row (so generation cannot loop on spaces);
             ``"compact"``: no whitespace at all.
-        property_order: ``"definition"`` (default): the listed properties (``properties``, then
+        property_order: ``"flexible"`` (default): objects with at most 6 listed properties accept
+            them in any order (still exact: one grammar rule per subset written), larger ones use
+            definition order. ``"definition"``: the listed properties (``properties``, then
             required names not listed there) in that order, optional ones skippable, other properties
             (when allowed) anywhere between them; exact for ``required`` and never a duplicate key.
-            ``"flexible"``: objects with at most 6 listed properties accept them in any order (still
-            exact: one grammar rule per subset written), larger ones use definition order.
             ``"any"``: any order for every object; ``required``, duplicates and counts are then
             enforced by runtime checks.
         strict: when True, object schemas without ``additionalProperties`` (and without
