@@ -7,10 +7,13 @@ each token is allowed; at the end EOS must be allowed. An instance counts as acc
 and the final EOS were allowed. A schema *passes* when it compiled within the time limit, every valid
 instance was accepted and every invalid one refused. Work runs in worker processes with a per-schema
 time limit. Prints one side-by-side table (plus per-group pass counts) and writes a PNG of the TTFM/TBM
-distributions and the raw results as JSON under ``benchmarks/out/``.
+distributions and the raw results (``maskbench.json`` per schema, every mask time in
+``maskbench_tbm.npz``) under ``benchmarks/out/`` (``--out``). ``--report`` prints one table over the
+saved results of several runs, for a set too large for one run (e.g. split by groups or engines).
 
     python benchmarks/maskbench.py --limit 20 --workers 2 --timeout 60
     python benchmarks/maskbench.py --groups Github_easy,Kubernetes --engines structgen,llguidance
+    python benchmarks/maskbench.py --report out/run1 out/run2 --out out/merged
 
 Peers run with their JSON defaults for generation: llguidance flexible whitespace, XGrammar
 ``any_whitespace=True, strict_mode=False``, outlines-core's ``build_regex_from_schema`` (its whitespace
@@ -29,7 +32,7 @@ import signal
 import sys
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -487,6 +490,59 @@ def plot(results: list[SchemaResult], engines: list[str], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def save_results(results: list[SchemaResult], out: Path) -> None:
+    """``maskbench.json`` (one row per engine and schema) plus every mask time in ``maskbench_tbm.npz``."""
+    out.mkdir(parents=True, exist_ok=True)
+    # Per schema: the number of masks timed and their tail, to find where the slow masks come from.
+    rows = [
+        asdict(r)
+        | {
+            "tbm_s": len(r.tbm_s),
+            "tbm_p99_s": pct(r.tbm_s, 99) if r.tbm_s else None,
+            "tbm_max_s": max(r.tbm_s, default=None),
+            "tbm_total_s": sum(r.tbm_s),
+        }
+        for r in results
+    ]
+    (out / "maskbench.json").write_text(json.dumps(rows))
+    times = np.concatenate([np.asarray(r.tbm_s, dtype=np.float32) for r in results] or [np.zeros(0)])
+    np.savez_compressed(out / "maskbench_tbm.npz", tbm_s=times.astype(np.float32))
+
+
+def load_results(folder: Path) -> list[SchemaResult]:
+    """The results :func:`save_results` wrote to ``folder``."""
+    rows = json.loads((folder / "maskbench.json").read_text())
+    times = np.load(folder / "maskbench_tbm.npz")["tbm_s"].astype(np.float64)
+    names = {f.name for f in fields(SchemaResult)}
+    results, at = [], 0
+    for row in rows:
+        count = row["tbm_s"]
+        result = SchemaResult(**{k: v for k, v in row.items() if k in names and k != "tbm_s"})
+        result.tbm_s = times[at : at + count].tolist()
+        at += count
+        results.append(result)
+    return results
+
+
+def merged_report(folders: list[Path], out: Path) -> int:
+    """Print one table over the saved results of several runs (a later run's row replaces an earlier one)."""
+    latest: dict[tuple[str, str], SchemaResult] = {}
+    for folder in folders:
+        for r in load_results(folder):
+            latest[(r.engine, r.schema_id)] = r
+    results = list(latest.values())
+    engines = [e for e in ENGINES if any(r.engine == e for r in results)]
+    print(report(results, engines))
+    print(f"\nmerged from {len(folders)} runs: {', '.join(str(f) for f in folders)}")
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        plot(results, engines, out / "maskbench.png")
+        print(f"plot: {out / 'maskbench.png'}")
+    except ImportError:
+        print("matplotlib not installed: no plot", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -500,7 +556,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--property-order", default="flexible", help="structgen's property_order (flexible/definition/any)"
     )
+    parser.add_argument(
+        "--report",
+        nargs="+",
+        metavar="FOLDER",
+        help="run nothing: print one table over the results saved in these --out folders",
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        return merged_report([Path(f) for f in args.report], Path(args.out))
     if not DATA.is_dir():
         print(f"JSONSchemaBench data not found at {DATA}", file=sys.stderr)
         return 2
@@ -562,19 +626,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.timeout:.0f}s, all valid instances accepted, all invalid refused"
     )
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    # Per schema: the number of masks timed and their tail, to find where the slow masks come from.
-    rows = [
-        asdict(r)
-        | {
-            "tbm_s": len(r.tbm_s),
-            "tbm_p99_s": pct(r.tbm_s, 99) if r.tbm_s else None,
-            "tbm_max_s": max(r.tbm_s, default=None),
-            "tbm_total_s": sum(r.tbm_s),
-        }
-        for r in results
-    ]
-    (out / "maskbench.json").write_text(json.dumps(rows))
+    save_results(results, out)
     try:
         plot(results, engines, out / "maskbench.png")
         print(f"plot: {out / 'maskbench.png'}")
