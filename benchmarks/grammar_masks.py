@@ -41,6 +41,14 @@ from structgen.compilers.grammar import compile_grammar  # noqa: E402
 from structgen.tokenizers import load_tokenizer, load_vocabulary  # noqa: E402
 
 DATA = REPO / "tests" / "data" / "grammars"
+WARM_UP_GRAMMAR = r"""
+start: item+
+item: "(" item* ")" | WORD | NUMBER | "alpha" | "beta" | "gamma" | "delta" | "epsilon"
+WORD: /[a-z]+/
+NUMBER: /[0-9]+/
+%ignore " "
+"""
+WARM_UP_TEXT = "(alpha (beta 12 (gamma x) delta) " * 40 + "(" * 150 + "epsilon" + ")" * 150
 
 
 def load_corpus(name: str) -> list[str]:
@@ -186,8 +194,12 @@ def main() -> None:
         vocab = load_vocabulary(vocab_name)
         TokenTrie.for_vocab(vocab)
         llt = llguidance.hf.from_tokenizer(tokenizer, n_vocab=vocab.size, eos_token=list(vocab.eos_token_ids))
-        # Warm up both libraries (imports, numba's compiled kernels) on another grammar.
-        compile_grammar('start: "x"+', vocab, cache=False).matcher().mask()
+        # Warm up both libraries (imports, numba's compiled kernels, the growth of their tables)
+        # on another grammar: deep nesting of many keywords.
+        warm = compile_grammar(WARM_UP_GRAMMAR, vocab, cache=False).matcher()
+        for token in tokenizer.encode(WARM_UP_TEXT, add_special_tokens=False):
+            warm.mask()
+            warm.advance(token)
         llguidance.LLMatcher(llt, llguidance.LLMatcher.grammar_from_lark('start: "x"+'), log_level=0)
         for name in args.grammars:
             row = bench(name, vocab_name, args, tokenizer, vocab, llt)

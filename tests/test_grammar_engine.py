@@ -14,11 +14,10 @@ import pytest
 import grammars
 from structgen.automata.cfg import ContextFreeGrammar, Production, Terminal
 from structgen.automata.grammar import GrammarAutomaton
-from structgen.automata.grammar.engine import terminal_byte_dfa
+from structgen.automata.grammar.earley import EarleyParser, analyze_grammar
+from structgen.automata.grammar.engine import SubtreeCache, terminal_byte_dfa
 from structgen.automata.grammar.kernels import (
-    ParserTransitionMap,
-    byte_runs_below,
-    byte_runs_below_reference,
+    IntHashMap,
     hash_get,
     hash_get_reference,
     lexeme_walk,
@@ -26,6 +25,7 @@ from structgen.automata.grammar.kernels import (
     walk_entries,
     walk_entries_reference,
 )
+from structgen.automata.grammar.lexer import BLOCKED, DEAD
 from structgen.automata.grammar.reference import ReferenceRecognizer
 from structgen.bitmask import bitmask_to_bool
 from structgen.compilers.grammar import compile_grammar
@@ -276,11 +276,11 @@ def test_states_are_shared_after_lexeme_ends():
 
 
 def test_hash_map_matches_reference():
-    table = ParserTransitionMap(capacity=8)
+    table = IntHashMap(capacity=8)
     rng = random.Random(3)
     pairs = {(rng.randrange(10_000), rng.randrange(300)): rng.randrange(10**6) for _ in range(500)}
     for (p, acc), v in pairs.items():
-        table.put(p, acc, v)
+        table.put(p * (1 << 24) + acc, v)
     for (p, acc), v in pairs.items():
         key = p * (1 << 24) + acc
         assert hash_get(table.keys, table.vals, key) == v == hash_get_reference(table.keys, table.vals, key)
@@ -297,6 +297,7 @@ def test_numba_kernels_equal_python_references(name):
     slow = compile_grammar(name, VOCAB, cache=False).automaton
     slow._lexeme_kernel = lexeme_walk_reference
     slow._entries_kernel = walk_entries_reference
+    fast.min_cached_subtree = slow.min_cached_subtree = 1  # exercise the subtree cache
     assert fast._lexeme_kernel is lexeme_walk and fast._entries_kernel is walk_entries
     text = {
         "json": b'{"a": [1, 2.5, "x\\n"], "b": null}',
@@ -323,10 +324,12 @@ GRAMMAR_SAMPLES = {
 }
 
 
+@pytest.mark.parametrize("min_cached_subtree", [256, 1])
 @pytest.mark.parametrize("name", sorted(GRAMMAR_SAMPLES))
-def test_masks_equal_brute_force_reference(name):
+def test_masks_equal_brute_force_reference(name, min_cached_subtree):
     lg = load_lark(grammars.load(name), name=name)
     a = GrammarAutomaton(lg.cfg, VOCAB, guards=lg.guards)
+    a.min_cached_subtree = min_cached_subtree  # 1: nearly every lexeme start uses the subtree cache
     ref = reference_for(a, lg.guards)
     text = GRAMMAR_SAMPLES[name]
     assert ref.accepts(text) and accepts(a, text)
@@ -388,13 +391,73 @@ def test_random_grammars_agree_with_reference():
     assert checked > 100
 
 
-def test_byte_runs_below_matches_reference():
-    vocab = byte_vocab([b"----", b"--x--", b"-((", b"(((((", b"a(((", b"x"])
-    trie = compile_grammar("json", vocab, cache=False).automaton.trie
-    runs = byte_runs_below(trie.node_byte, trie.node_depth)
-    assert np.array_equal(runs, byte_runs_below_reference(trie.node_byte, trie.node_depth))
-    paren = int(np.flatnonzero((trie.node_depth == 1) & (trie.node_byte == ord("(")))[0])
-    assert runs[paren] == 5
+def _parser_agrees_with_reference(g: ContextFreeGrammar, rng: random.Random, walks: int) -> int:
+    """Random terminal walks through the numba Earley kernels and the reference recognizer."""
+    tables = analyze_grammar(g)
+    parser = EarleyParser(tables)
+    dfas = {name: terminal_byte_dfa(g.terminals[name]) for name in tables.terminal_names}
+    ref = ReferenceRecognizer(g, dfas)
+    num_t = tables.num_terminals
+    checked = 0
+    for _ in range(walks):
+        state, sets = parser.initial, ref.initial.sets
+        for _ in range(rng.randint(1, 12)):
+            assert set(parser.terminals(state)) == ref._expected(sets[-1])
+            assert parser.accepting(state) == ref._sentence_done(sets[-1])
+            checked += 1
+            # Mostly expected terminals, sometimes any (refusals), sometimes two at once.
+            pool = list(parser.terminals(state)) if rng.random() < 0.8 else list(range(num_t))
+            if not pool:
+                break
+            terminals = sorted(set(rng.sample(pool, min(len(pool), rng.choice((1, 1, 2))))))
+            state = parser.scan(state, terminals)
+            sets = ref._scan(sets, set(terminals))
+            assert (state < 0) == (sets is None)
+            if state < 0:
+                break
+    return checked
+
+
+def test_earley_kernels_agree_with_reference_parser():
+    rng = random.Random(7)
+    checked = 0
+    for _ in range(40):
+        try:
+            checked += _parser_agrees_with_reference(_random_grammar(rng), rng, 10)
+        except GrammarError:
+            continue
+    for name in ("arithmetic", "json", "python"):
+        checked += _parser_agrees_with_reference(load_lark(grammars.load(name), name=name).cfg, rng, 30)
+    assert checked > 500
+
+
+def test_parser_store_grows_and_speculation_rolls_back():
+    # Deep nesting overflows every initial array size; speculation then drops the sets again.
+    tables = analyze_grammar(load_lark(grammars.load("arithmetic"), name="arithmetic").cfg)
+    parser = EarleyParser(tables)
+    names = tables.terminal_names
+    paren, number = [names.index(n) for n in ("LPAR", "NUMBER")]
+    state = parser.parse_terminals([[paren]] * 300)
+    assert state > 0 and parser.terminals(state) == parser.terminals(parser.parse_terminals([[paren]]))
+    before = parser.num_sets
+    parser.begin_speculation()
+    deeper = parser.parse_terminals([[paren]] * 700 + [[number]])
+    assert deeper > before and parser.accepting(deeper) is False
+    assert parser.end_speculation() == before and parser.num_sets == before
+    # The same scans after the rollback build equal sets again (the intern table forgot them).
+    assert parser.parse_terminals([[paren]] * 300) == state
+    assert parser.parse_terminals([[paren]] * 301) == before
+    # A prediction group and a kernel larger than the closure's work arrays.
+    wide = grammar(
+        "s: "
+        + " | ".join(f"n{i} B" for i in range(1500))
+        + "; "
+        + "; ".join(f"n{i}: A" for i in range(1500)),
+        [lit("A", "a"), lit("B", "b")],
+    )
+    parser = EarleyParser(analyze_grammar(wide))
+    after = parser.parse_terminals([[0], [1]])
+    assert after > 0 and parser.accepting(after) and parser.scan(parser.scan(parser.initial, [0]), [0]) == -1
 
 
 def test_mask_computation_forgets_speculative_sets():
@@ -409,6 +472,60 @@ def test_mask_computation_forgets_speculative_sets():
     assert vocab.token_bytes.index(b"----------") in mask and vocab.token_bytes.index(b"))))") not in mask
     # The output itself still parses after the tables were rolled back.
     assert accepts(a, b"1 + (---------- 2)")
+
+
+@pytest.mark.parametrize("name", ["sql", "python", "lark"])
+def test_lexer_kernels_agree_with_reference_lexing(name):
+    # Every row of the lexer states reached from a few start states, against the reference
+    # recognizer's alive-terminal stepping, and each state's accepted set against its rules.
+    lg = load_lark(grammars.load(name), name=name)
+    a = GrammarAutomaton(lg.cfg, VOCAB, guards=lg.guards)
+    ref = reference_for(a, lg.guards)
+    lexer = a.lexer
+    priorities, ignored = lexer.priorities, lexer.ignored
+    rng = random.Random(name)
+    todo = [lexer.start_state(a.parser.terminals(a.parser.initial))]
+    todo += [lexer.start_state(tuple(sorted(rng.sample(range(len(lexer.dfas)), 5)))) for _ in range(5)]
+    seen = set(todo)
+    while todo and len(seen) < 300:
+        state = todo.pop()
+        alive = lexer.state_terminals(state)
+        row = lexer.ensure_row(state)
+        for byte in range(256):
+            stepped = ref._step_alive(alive, byte)
+            if not stepped:
+                assert row[byte] == DEAD
+            elif all(g for _, _, g in stepped):
+                assert row[byte] == BLOCKED
+            else:
+                assert lexer.state_terminals(int(row[byte])) == stepped
+                if int(row[byte]) not in seen:
+                    seen.add(int(row[byte]))
+                    todo.append(int(row[byte]))
+        accepting = [t for t, s, _ in alive if lexer.dfas[t].accepting[s]]
+        if not accepting:
+            assert lexer.acc[state] == DEAD
+            continue
+        best = max(priorities[t] for t in accepting)
+        top = [t for t in accepting if priorities[t] == best]
+        kept = [t for t in top if t not in ignored]
+        acc = int(lexer.acc[state])
+        assert lexer.acc_sets[acc] == tuple(kept or top) and lexer.acc_ignore[acc] == (not kept)
+    assert len(seen) > 20
+
+
+def test_subtree_cache_bound_keeps_masks_exact():
+    # A cache that can hold almost nothing starts over at nearly every walk pass: still exact.
+    lg = load_lark(grammars.load("json"), name="json")
+    a = GrammarAutomaton(lg.cfg, VOCAB, guards=lg.guards)
+    a.min_cached_subtree = 1
+    a.subtrees = SubtreeCache(max_items=3)
+    ref = reference_for(a, lg.guards)
+    text = GRAMMAR_SAMPLES["json"]
+    for cut in range(0, len(text) + 1, 3):
+        state = a.advance_bytes(a.initial_state(), text[:cut])
+        assert engine_mask(a, state) == ref.allowed_tokens(ref.feed_bytes(ref.initial, text[:cut]), VOCAB)
+    assert a.subtrees.num_tokens + a.subtrees.num_bounds < 200
 
 
 def test_lexer_state_limit():

@@ -3,28 +3,78 @@
 An Earley set is closed (predict and complete done) once, when it is built, and never changes. Its
 items are ``(item, origin)`` where ``origin`` is the set the item started in (possibly the set
 itself, for predicted items). Two scans that produce the same kernel -- the items advanced over the
-scanned terminal, with the same origin sets -- produce the same set: :meth:`EarleyParser.scan`
-interns sets by kernel, so a parser state is one :class:`EarleySet` object, transitions are
-memoized per set, and left-recursive lists (``a: a "," b | b``, what Lark makes of ``b ("," b)*``)
-come back to the same set at every repetition. Rolling back is free: an older state is just an older
-set object.
+scanned terminals, with the same origin sets -- produce the same set: sets are interned by kernel,
+so a parser state is one integer, transitions are memoized per set, and left-recursive lists
+(``a: a "," b | b``, what Lark makes of ``b ("," b)*``) come back to the same set at every
+repetition. Rolling back is free: an older state is just an older set id.
 
 Nullable nonterminals use the Aycock-Horspool rule: predicting a nullable ``B`` also advances the
 dot over it, so completions with an empty span never need to look at the set being built.
 
-Speed: predicted items (origin: the set itself) do not depend on the set, so they live in shared
-:class:`PredictionGroup` objects; a set stores only its explicit items, as flat tuples of integers
-(origins are set ids), which the garbage collector does not need to traverse. A scan whose kernel
-items are all predicted ones of the scanned set (``(((``, ``- - -``) is instantiated from a cached
-template instead of being closed again.
+Speed: the sets live in integer arrays and the scan, complete and predict steps are numba kernels
+(:func:`~structgen.automata.grammar.kernels.earley_scan`), which the mask walk calls directly when
+a token needs a transition not built yet. Predicted items (origin: the set itself) do not depend on
+the set, so they live in shared prediction groups; a set stores only its explicit items, sorted by
+the symbol after the dot so that scanning and completing are binary searches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from structgen.automata.cfg import ContextFreeGrammar
+from structgen.automata.grammar.kernels import (
+    C_EPOOL,
+    C_GROUPS,
+    C_KPOOL,
+    C_MARK,
+    C_NEED,
+    C_SETS,
+    C_TSETS,
+    GROUP_K0,
+    GROUP_K1,
+    GROW,
+    NEED_SPEC_TRANS,
+    NEED_TRANS,
+    NUM_COUNTS,
+    SET_ACCEPTING,
+    SET_K0,
+    SET_K1,
+    SET_TSET,
+    ST_BUF,
+    ST_COUNTS,
+    ST_E_ITEM,
+    ST_E_NEXT,
+    ST_E_ORIGIN,
+    ST_EX_ITEM,
+    ST_EX_NEXT,
+    ST_EX_ORIGIN,
+    ST_GI_ITEM,
+    ST_GI_NEXT,
+    ST_GKEY,
+    ST_GROUP_SLOTS,
+    ST_GROUPS,
+    ST_HS_GEN,
+    ST_HS_KEYS,
+    ST_KPOOL,
+    ST_SET_SLOTS,
+    ST_SETS,
+    ST_TSET_SLOTS,
+    ST_TSETS,
+    ST_TSPOOL,
+    ST_WORK,
+    TSET_LEX0,
+    TSET_T0,
+    TSET_T1,
+    IntHashMap,
+    earley_close,
+    earley_scan,
+    intern_rehash,
+    parser_transition,
+)
 from structgen.errors import EmptyLanguageError, GrammarError
 
 AUGMENTED_START = "$start"
@@ -200,114 +250,187 @@ def analyze_grammar(grammar: ContextFreeGrammar) -> GrammarTables:
     )
 
 
-class PredictionGroup:
-    """The predicted items of a set of nonterminals, shared by every Earley set predicting them.
-
-    Predicted items all have the set they are in as origin, so they do not depend on the set:
-    ``by_terminal[t]`` / ``by_nonterminal[n]`` are tuples of item ids.
-    """
-
-    __slots__ = ("by_nonterminal", "by_terminal", "terminals")
-
-    def __init__(self, items: Iterable[int], item_next: Sequence[int], num_t: int) -> None:
-        by_terminal: dict[int, list[int]] = {}
-        by_nonterminal: dict[int, list[int]] = {}
-        for item in sorted(items):
-            nxt = item_next[item]
-            if nxt < 0:
-                continue  # an empty-span completion: handled by the nullable rule
-            if nxt < num_t:
-                by_terminal.setdefault(nxt, []).append(item)
-            else:
-                by_nonterminal.setdefault(nxt - num_t, []).append(item)
-        self.by_terminal = {t: tuple(v) for t, v in by_terminal.items()}
-        self.by_nonterminal = {n: tuple(v) for n, v in by_nonterminal.items()}
-        self.terminals = frozenset(by_terminal)
-
-
-_NO_GROUP = PredictionGroup((), (), 0)
-
-
-def _with_origin(items: tuple[int, ...], origin: int) -> tuple[int, ...]:
-    """Flat ``(item, origin)`` pairs."""
-    return tuple(x for item in items for x in (item, origin))
-
-
-@dataclass(frozen=True)
-class _Template:
-    """A scan result up to its origin: items are ids, every origin is the scanned set."""
-
-    completed: frozenset[int]
-    kernel: tuple[int, ...]
-    by_terminal: dict[int, tuple[int, ...]]
-    by_nonterminal: dict[int, tuple[int, ...]]
-    group: PredictionGroup
-    terminals: tuple[int, ...]
-
-
-class EarleySet:
-    """One closed Earley set: an immutable parser state (see the module docstring).
-
-    The items are the *explicit* ones, whose origin is an older set, plus the predicted ones,
-    origin this set, in the shared ``group``. ``by_terminal[t]`` / ``by_nonterminal[n]`` hold the
-    explicit items expecting terminal ``t`` / nonterminal ``n`` as a flat tuple ``(item0,
-    origin_id0, item1, origin_id1, ...)``: origins are set ids (``parser.sets[i]``), so a set holds
-    only integers and the garbage collector has almost nothing to traverse however many sets
-    exist. ``terminals`` is the sorted tuple of terminals the parser accepts next, ``accepting``
-    whether the input so far is a sentence; ``transitions`` memoizes :meth:`EarleyParser.scan`
-    (scanned terminals -> next set id, ``-1`` when refused).
-    """
-
-    __slots__ = ("accepting", "by_nonterminal", "by_terminal", "group", "id", "terminals", "transitions")
-
-    def __init__(self, set_id: int) -> None:
-        self.id = set_id
-        self.by_terminal: dict[int, tuple[int, ...]] = {}
-        self.by_nonterminal: dict[int, tuple[int, ...]] = {}
-        self.group = _NO_GROUP
-        self.terminals: tuple[int, ...] = ()
-        self.accepting = False
-        self.transitions: dict[object, int] = {}
-
-    def expecting(self, terminal: int) -> list[tuple[int, int]]:
-        """Every ``(item, origin set id)`` of this set expecting ``terminal``."""
-        flat = self.by_terminal.get(terminal, ())
-        out = list(zip(flat[::2], flat[1::2], strict=True))
-        out.extend((item, self.id) for item in self.group.by_terminal.get(terminal, ()))
-        return out
-
-    def __repr__(self) -> str:
-        return f"EarleySet(id={self.id}, terminals={self.terminals}, accepting={self.accepting})"
-
-
 class EarleyParser:
-    """Builds and interns :class:`EarleySet` objects for one grammar.
+    """Earley sets of one grammar, built and interned on integer arrays by numba kernels.
 
-    ``initial`` is the set before any input. :meth:`scan` is the only transition. Sets are interned
-    by kernel in ``_interned``; ``sets[i]`` is the set with id ``i``. Prediction groups are shared
-    between sets through ``_groups``.
+    A set is an integer id; set ``0`` is the set before any input. A set holds its *explicit*
+    items, ``(item, origin set)`` with an older origin, sorted by the symbol after the dot, and
+    a shared *prediction group* (the items predicted from the nonterminals after its dots, all of
+    origin the set itself, interned by those nonterminals). Two scans producing the same kernel
+    (the scanned items with their origins) produce the same set. Each set also names its
+    *terminal set* (the terminals it expects, interned), which carries the lexeme start state the
+    engine computes for it. The arrays are grown by :meth:`grow` when a kernel asks (``GROW``).
+
+    Transitions are memoized per ``(set, accepted terminal set)`` in two
+    :class:`~structgen.automata.grammar.kernels.IntHashMap` tables: ``transitions``
+    between lasting sets and ``spec_transitions`` touching a speculative one (see
+    :meth:`begin_speculation`).
     """
 
     def __init__(self, tables: GrammarTables) -> None:
         self.tables = tables
-        self._num_t = tables.num_terminals
-        self._interned: dict[tuple[int, ...], int] = {}
-        self._groups: dict[frozenset[int], PredictionGroup] = {}
-        self._group_of_direct: dict[frozenset[int], PredictionGroup] = {}
-        self._templates: dict[tuple[int, object], _Template | None] = {}
-        self.sets: list[EarleySet] = []
-        # Speculation (see begin_speculation): the first set id it may drop, and what to undo.
-        self._spec_mark: int | None = None
-        self._spec_interned: list[tuple[int, ...]] = []
-        self._spec_memo: list[tuple[EarleySet, object]] = []
-        self.initial = self._new_set()
-        self._close(self.initial, [], {0})
-        self.initial.accepting = tables.nullable[0]
+        num_t = tables.num_terminals
+        n_items = len(tables.item_next)
+        pred_start = np.zeros(len(tables.predictions) + 1, dtype=np.int64)
+        pred_start[1:] = np.cumsum([len(p) for p in tables.predictions])
+        pred_items = np.array([i for p in tables.predictions for i in p], dtype=np.int32)
+        self.grammar_arrays = (
+            np.array(tables.item_next, dtype=np.int32),
+            np.array(tables.item_lhs, dtype=np.int32),
+            np.array(tables.nullable, dtype=np.bool_),
+            pred_start,
+            pred_items,
+            np.int64(num_t),
+        )
+        n_sym = num_t + len(tables.nonterminal_names)
+        scratch = 1024  # work arrays of one closure (a power of two), grown on demand
+        self._store: list[np.ndarray] = [
+            np.zeros(NUM_COUNTS, dtype=np.int64),  # ST_COUNTS
+            np.zeros((256, 7), dtype=np.int64),  # ST_SETS
+            np.zeros(1024, dtype=np.int64),  # ST_KPOOL
+            np.zeros(4096, dtype=np.int32),  # ST_E_NEXT
+            np.zeros(4096, dtype=np.int32),  # ST_E_ITEM
+            np.zeros(4096, dtype=np.int32),  # ST_E_ORIGIN
+            np.zeros((64, 7), dtype=np.int64),  # ST_GROUPS
+            np.zeros(256, dtype=np.int64),  # ST_GKEY (int64 like every interned pool: one rehash kernel)
+            np.zeros(4096, dtype=np.int32),  # ST_GI_NEXT
+            np.zeros(4096, dtype=np.int32),  # ST_GI_ITEM
+            np.zeros(1024, dtype=np.int32),  # ST_GTERMS
+            np.zeros((64, 3), dtype=np.int64),  # ST_TSETS
+            np.zeros(1024, dtype=np.int64),  # ST_TSPOOL
+            np.full(512, -1, dtype=np.int32),  # ST_SET_SLOTS
+            np.full(128, -1, dtype=np.int32),  # ST_GROUP_SLOTS
+            np.full(128, -1, dtype=np.int32),  # ST_TSET_SLOTS
+            np.zeros(scratch, dtype=np.int64),  # ST_WORK
+            np.zeros(scratch, dtype=np.int32),  # ST_EX_NEXT
+            np.zeros(scratch, dtype=np.int32),  # ST_EX_ITEM
+            np.zeros(scratch, dtype=np.int32),  # ST_EX_ORIGIN
+            np.zeros(scratch, dtype=np.int64),  # ST_BUF
+            np.zeros(2 * scratch, dtype=np.int64),  # ST_HS_KEYS
+            np.zeros(2 * scratch, dtype=np.int64),  # ST_HS_GEN
+            np.zeros(n_items, dtype=np.int64),  # ST_ITEM_STAMP
+            np.zeros(n_sym, dtype=np.int64),  # ST_SYM_STAMP
+            np.zeros(n_sym, dtype=np.int64),  # ST_SYM_BUF
+        ]
+        counts = self._store[ST_COUNTS]
+        counts[C_MARK] = _NOT_SPECULATING
+        counts[C_NEED] = -1
+        self.transitions = IntHashMap()
+        self.spec_transitions = IntHashMap()
+        self._spec_counts: np.ndarray | None = None
+        self.initial = 0
+        while earley_close(self.grammar_arrays, self.arrays(), 0, True, -1) == GROW:
+            self.grow()
+        # The closure never completes with an empty span (Aycock-Horspool): say it here.
+        self._store[ST_SETS][self.initial, SET_ACCEPTING] = tables.nullable[0]
 
-    def _new_set(self) -> EarleySet:
-        s = EarleySet(len(self.sets))
-        self.sets.append(s)
-        return s
+    # --- storage --------------------------------------------------------------------------------
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The parser store, as the kernels take it (valid until the next :meth:`grow`)."""
+        return tuple(self._store)
+
+    def transition_arrays(self) -> tuple[np.ndarray, ...]:
+        """The two transition tables, as :func:`parser_transition` takes them."""
+        lasting, spec = self.transitions, self.spec_transitions
+        return (lasting.keys, lasting.vals, lasting.count, spec.keys, spec.vals, spec.count)
+
+    def grow(self) -> None:
+        """Grow the array a kernel asked for (``counts[C_NEED]``), doubling it."""
+        counts = self._store[ST_COUNTS]
+        what = int(counts[C_NEED])
+        counts[C_NEED] = -1
+        if what == NEED_TRANS:
+            self.transitions.reserve(self.transitions.size + 1)
+        elif what == NEED_SPEC_TRANS:
+            self.spec_transitions.reserve(self.spec_transitions.size + 1)
+        elif what in _SCRATCH:
+            for k in _SCRATCH:
+                old = self._store[k]
+                self._store[k] = np.zeros(2 * old.shape[0], dtype=old.dtype)
+        elif what in _PARALLEL:
+            for k in _PARALLEL[what]:
+                old = self._store[k]
+                grown = np.zeros(2 * old.shape[0], dtype=old.dtype)
+                grown[: old.shape[0]] = old
+                self._store[k] = grown
+        elif what in _SLOTS:
+            table, c0, c1, pool, count, first = _SLOTS[what]
+            slots = np.full(2 * self._store[what].shape[0], -1, dtype=np.int32)
+            store = self._store
+            intern_rehash(slots, store[table], c0, c1, store[pool], first, int(counts[count]))
+            store[what] = slots
+        else:
+            old = self._store[what]
+            grown = np.zeros((2 * old.shape[0], *old.shape[1:]), dtype=old.dtype)
+            grown[: old.shape[0]] = old
+            self._store[what] = grown
+
+    @property
+    def needs_growth(self) -> bool:
+        """Whether a kernel returned ``GROW`` since the last :meth:`grow`."""
+        return bool(self._store[ST_COUNTS][C_NEED] >= 0)
+
+    @property
+    def num_sets(self) -> int:
+        """Number of sets built so far (speculative ones included)."""
+        return int(self._store[ST_COUNTS][C_SETS])
+
+    @property
+    def sets(self) -> range:
+        """The ids of the sets built so far."""
+        return range(self.num_sets)
+
+    # --- sets -----------------------------------------------------------------------------------
+
+    def accepting(self, set_id: int) -> bool:
+        """Whether the input that led to ``set_id`` is a sentence."""
+        return bool(self._store[ST_SETS][set_id, SET_ACCEPTING])
+
+    def terminal_set(self, set_id: int) -> int:
+        """The id of the terminal set that ``set_id`` expects next."""
+        return int(self._store[ST_SETS][set_id, SET_TSET])
+
+    def terminal_set_members(self, tset: int) -> tuple[int, ...]:
+        """The terminals of terminal set ``tset``, sorted."""
+        row = self._store[ST_TSETS][tset]
+        return tuple(self._store[ST_TSPOOL][row[TSET_T0] : row[TSET_T1]].tolist())
+
+    def terminals(self, set_id: int) -> tuple[int, ...]:
+        """The terminals that ``set_id`` expects next, sorted."""
+        return self.terminal_set_members(self.terminal_set(set_id))
+
+    def lexeme_start(self, tset: int) -> int:
+        """The lexeme start state recorded for terminal set ``tset`` (``UNKNOWN_START``: none yet)."""
+        return int(self._store[ST_TSETS][tset, TSET_LEX0])
+
+    def set_lexeme_start(self, tset: int, state: int) -> None:
+        """Record the lexeme start state of terminal set ``tset`` (the walk kernels read it)."""
+        self._store[ST_TSETS][tset, TSET_LEX0] = state
+
+    def transition(self, set_id: int, acc: int, acc_t0: np.ndarray, acc_terms: np.ndarray) -> int:
+        """The set after a lexeme of accepted terminal set ``acc`` (``-1``: refused), memoized.
+
+        ``acc_terms[acc_t0[acc] : acc_t0[acc + 1]]`` are the terminals of ``acc``.
+        """
+        while True:
+            nxt = parser_transition(
+                self.grammar_arrays, self.arrays(), self.transition_arrays(), acc_t0, acc_terms, set_id, acc
+            )
+            if nxt != GROW:
+                return int(nxt)
+            self.grow()
+
+    def scan(self, set_id: int, terminals: Sequence[int]) -> int:
+        """The set after one lexeme that is any of ``terminals`` (not memoized; ``-1``: refused)."""
+        terms = np.array(sorted(terminals), dtype=np.int32)
+        while True:
+            nxt = earley_scan(self.grammar_arrays, self.arrays(), set_id, terms, 0, terms.shape[0])
+            if nxt != GROW:
+                return int(nxt)
+            self.grow()
+
+    # --- speculation ----------------------------------------------------------------------------
 
     def begin_speculation(self) -> None:
         """Start building sets that :meth:`end_speculation` will forget.
@@ -315,240 +438,55 @@ class EarleyParser:
         A token mask explores every lexeme sequence the vocabulary's tokens can form, building
         many sets only one of which (at most) the output will take; forgetting them keeps memory
         proportional to the output, not to the masks computed. Transitions between sets that
-        existed before are kept.
+        existed before are kept; prediction groups and terminal sets (bounded by the grammar)
+        are kept too.
         """
-        self._spec_mark = len(self.sets)
-        self._spec_interned.clear()
-        self._spec_memo.clear()
+        counts = self._store[ST_COUNTS]
+        self._spec_counts = counts.copy()
+        counts[C_MARK] = counts[C_SETS]
 
     def end_speculation(self) -> int:
         """Forget the sets built since :meth:`begin_speculation`; returns the first forgotten id."""
-        mark = self._spec_mark
-        if mark is None:
+        saved = self._spec_counts
+        if saved is None:
             raise RuntimeError("end_speculation without begin_speculation")
-        for ident in self._spec_interned:
-            del self._interned[ident]
-        for state, key in self._spec_memo:
-            del state.transitions[key]
-        del self.sets[mark:]
-        self._spec_mark = None
-        self._spec_interned.clear()
-        self._spec_memo.clear()
+        counts = self._store[ST_COUNTS]
+        mark = int(saved[C_SETS])
+        if counts[C_SETS] > mark:
+            # Slots of later ids never lie on the probe path of an earlier id (linear probing,
+            # inserted in id order): emptying them leaves the earlier ones findable.
+            slots = self._store[ST_SET_SLOTS]
+            slots[slots >= mark] = -1
+        counts[C_SETS] = mark
+        counts[C_KPOOL] = saved[C_KPOOL]
+        counts[C_EPOOL] = saved[C_EPOOL]
+        counts[C_MARK] = _NOT_SPECULATING
+        self.spec_transitions.clear()
+        self._spec_counts = None
         return mark
 
     @property
     def speculation_mark(self) -> int | None:
         """Ids from this one on are speculative (``None``: not speculating)."""
-        return self._spec_mark
+        return None if self._spec_counts is None else int(self._spec_counts[C_SETS])
 
-    def _group(self, direct: frozenset[int]) -> PredictionGroup:
-        """The prediction group of the nonterminals ``direct`` (and all they predict)."""
-        group = self._group_of_direct.get(direct)
-        if group is not None:
-            return group
-        covered = frozenset().union(*(self.tables.predicted_nonterminals[n] for n in direct))
-        group = self._groups.get(covered)
-        if group is None:
-            items: set[int] = set()
-            for n in direct:
-                items.update(self.tables.predictions[n])
-            group = PredictionGroup(items, self.tables.item_next, self._num_t)
-            self._groups[covered] = group
-        self._group_of_direct[direct] = group
-        return group
-
-    def scan(self, state: EarleySet, terminals: Sequence[int]) -> EarleySet | None:
-        """The set after reading one lexeme that is any of ``terminals``; ``None`` if none fits.
-
-        Several terminals at once keep lexical ambiguity: the resulting set holds the parses of
-        every reading.
-        """
-        key = terminals[0] if len(terminals) == 1 else tuple(terminals)
-        cached = state.transitions.get(key)
-        if cached is not None:
-            return self.sets[cached] if cached >= 0 else None
-        sid = state.id
-        if sid and not any(t in state.by_terminal for t in terminals):
-            # Every kernel item is a predicted one, origin ``state``: the new set is a function of
-            # the prediction group and the terminals, plus that origin -- unless its closure
-            # completes a nonterminal that some explicit item of ``state`` waits for.
-            tkey = (id(state.group), key)
-            template = self._templates.get(tkey)
-            if template is None:
-                template = self._templates[tkey] = self._template(state.group, terminals)
-            if template is not None and not any(n in state.by_nonterminal for n in template.completed):
-                return self._from_template(state, key, template)
-        kernel: list[int] = []  # flat (item, origin id) pairs
-        group_by_terminal = state.group.by_terminal
-        for t in terminals:
-            flat = state.by_terminal.get(t, ())
-            for k in range(0, len(flat), 2):
-                kernel.append(flat[k] + 1)
-                kernel.append(flat[k + 1])
-            for item in group_by_terminal.get(t, ()):
-                kernel.append(item + 1)
-                kernel.append(sid)
-        if not kernel:
-            state.transitions[key] = -1  # refused: true whatever is speculative
-            return None
-        pairs = sorted(set(zip(kernel[::2], kernel[1::2], strict=True)))
-        ident = tuple(x for pair in pairs for x in pair)
-        found = self._interned.get(ident)
-        mark = self._spec_mark
-        if found is None:
-            result = self._new_set()
-            self._close(result, pairs, ())
-            self._interned[ident] = result.id
-            if mark is not None:
-                self._spec_interned.append(ident)
-        else:
-            result = self.sets[found]
-        state.transitions[key] = result.id
-        if mark is not None and state.id < mark <= result.id:
-            self._spec_memo.append((state, key))
-        return result
-
-    def _template(self, group: PredictionGroup, terminals: Sequence[int]) -> _Template | None:
-        """The closure of scanning ``terminals`` from a set whose kernel items all come from ``group``.
-
-        Every item of the result starts in the scanned set. Completions only advance the group's
-        items; the nonterminals completed are listed in ``completed`` (the template does not
-        apply to a set with explicit items waiting for one of them). ``None``: refused.
-        """
-        items = sorted({item + 1 for t in terminals for item in group.by_terminal.get(t, ())})
-        if not items:
-            return None
-        item_next = self.tables.item_next
-        item_lhs = self.tables.item_lhs
-        nullable = self.tables.nullable
-        num_t = self._num_t
-        seen = set(items)
-        stack = list(items)
-        by_terminal: dict[int, list[int]] = {}
-        by_nonterminal: dict[int, list[int]] = {}
-        direct: set[int] = set()
-        completed: set[int] = set()
-        while stack:
-            item = stack.pop()
-            nxt = item_next[item]
-            if nxt < 0:
-                lhs = item_lhs[item]
-                completed.add(lhs)
-                for waiting in group.by_nonterminal.get(lhs, ()):
-                    if waiting + 1 not in seen:
-                        seen.add(waiting + 1)
-                        stack.append(waiting + 1)
-                continue
-            if nxt < num_t:
-                by_terminal.setdefault(nxt, []).append(item)
-            else:
-                nt = nxt - num_t
-                by_nonterminal.setdefault(nt, []).append(item)
-                direct.add(nt)
-                if nullable[nt] and item + 1 not in seen:
-                    seen.add(item + 1)
-                    stack.append(item + 1)
-        group_after = self._group(frozenset(direct)) if direct else _NO_GROUP
-        return _Template(
-            completed=frozenset(completed),
-            kernel=tuple(items),
-            by_terminal={t: tuple(v) for t, v in by_terminal.items()},
-            by_nonterminal={n: tuple(v) for n, v in by_nonterminal.items()},
-            group=group_after,
-            terminals=tuple(sorted(set(by_terminal) | group_after.terminals)),
-        )
-
-    def _from_template(self, state: EarleySet, key: object, template: _Template) -> EarleySet:
-        """:meth:`scan` for a kernel of predicted items of ``state`` (see :meth:`_template`)."""
-        sid = state.id
-        ident = tuple(x for item in template.kernel for x in (item, sid))
-        found = self._interned.get(ident)
-        mark = self._spec_mark
-        if found is None:
-            result = self._new_set()
-            result.by_terminal = {t: _with_origin(v, sid) for t, v in template.by_terminal.items()}
-            result.by_nonterminal = {n: _with_origin(v, sid) for n, v in template.by_nonterminal.items()}
-            result.group = template.group
-            result.terminals = template.terminals
-            self._interned[ident] = result.id
-            if mark is not None:
-                self._spec_interned.append(ident)
-        else:
-            result = self.sets[found]
-        state.transitions[key] = result.id
-        if mark is not None and sid < mark <= result.id:
-            self._spec_memo.append((state, key))
-        return result
-
-    def _close(self, target: EarleySet, kernel: list[tuple[int, int]], predicted: Iterable[int]) -> None:
-        """Complete ``kernel`` (``(item, origin id)`` pairs) into ``target`` and attach the predictions.
-
-        Nullable nonterminals follow Aycock-Horspool. ``predicted`` are nonterminals to predict in
-        any case (the augmented start, initially).
-        """
-        tables = self.tables
-        item_next = tables.item_next
-        item_lhs = tables.item_lhs
-        nullable = tables.nullable
-        num_t = self._num_t
-        sets = self.sets
-        by_terminal: dict[int, list[int]] = {}
-        by_nonterminal: dict[int, list[int]] = {}
-        direct: set[int] = set(predicted)
-        seen: set[tuple[int, int]] = set(kernel)
-        stack: list[tuple[int, int]] = list(seen)
-        accepting = False
-        while stack:
-            item, origin = stack.pop()
-            nxt = item_next[item]
-            if nxt < 0:
-                # Explicit items never start in ``target``: their origin is an older set.
-                lhs = item_lhs[item]
-                if lhs == 0 and origin == 0:
-                    accepting = True
-                origin_set = sets[origin]
-                flat = origin_set.by_nonterminal.get(lhs, ())
-                for k in range(0, len(flat), 2):
-                    pair = (flat[k] + 1, flat[k + 1])
-                    if pair not in seen:
-                        seen.add(pair)
-                        stack.append(pair)
-                for waiting in origin_set.group.by_nonterminal.get(lhs, ()):
-                    pair = (waiting + 1, origin)
-                    if pair not in seen:
-                        seen.add(pair)
-                        stack.append(pair)
-            elif nxt < num_t:
-                bucket = by_terminal.get(nxt)
-                if bucket is None:
-                    bucket = by_terminal[nxt] = []
-                bucket.append(item)
-                bucket.append(origin)
-            else:
-                nt = nxt - num_t
-                bucket = by_nonterminal.get(nt)
-                if bucket is None:
-                    bucket = by_nonterminal[nt] = []
-                bucket.append(item)
-                bucket.append(origin)
-                direct.add(nt)
-                if nullable[nt]:
-                    pair = (item + 1, origin)
-                    if pair not in seen:
-                        seen.add(pair)
-                        stack.append(pair)
-        target.by_terminal = {t: tuple(v) for t, v in by_terminal.items()}
-        target.by_nonterminal = {n: tuple(v) for n, v in by_nonterminal.items()}
-        if direct:
-            target.group = self._group(frozenset(direct))
-        target.terminals = tuple(sorted(set(by_terminal) | target.group.terminals))
-        target.accepting = accepting
-
-    def parse_terminals(self, lexemes: Sequence[Sequence[int]]) -> EarleySet | None:
-        """The set after a sequence of lexemes (each a set of candidate terminals), or ``None``."""
-        state: EarleySet | None = self.initial
+    def parse_terminals(self, lexemes: Sequence[Sequence[int]]) -> int:
+        """The set after a sequence of lexemes (each a set of candidate terminals), ``-1`` if refused."""
+        state = self.initial
         for terminals in lexemes:
-            if state is None:
-                return None
+            if state < 0:
+                return -1
             state = self.scan(state, terminals)
         return state
+
+
+_NOT_SPECULATING = 1 << 62
+# Pools of parallel arrays, grown together.
+_PARALLEL = {ST_E_NEXT: (ST_E_NEXT, ST_E_ITEM, ST_E_ORIGIN), ST_GI_NEXT: (ST_GI_NEXT, ST_GI_ITEM)}
+_SCRATCH = (ST_WORK, ST_EX_NEXT, ST_EX_ITEM, ST_EX_ORIGIN, ST_BUF, ST_HS_KEYS, ST_HS_GEN)
+# Intern slot tables: (table, first column, last column, pool, count, first interned id).
+_SLOTS = {
+    ST_SET_SLOTS: (ST_SETS, SET_K0, SET_K1, ST_KPOOL, C_SETS, 1),
+    ST_GROUP_SLOTS: (ST_GROUPS, GROUP_K0, GROUP_K1, ST_GKEY, C_GROUPS, 0),
+    ST_TSET_SLOTS: (ST_TSETS, TSET_T0, TSET_T1, ST_TSPOOL, C_TSETS, 0),
+}

@@ -11,11 +11,13 @@ Architecture (llguidance's, in Python + numba):
   current lexeme and the trie nodes where the lexeme ends depend on the lexer state only and are
   cached per lexer state (:func:`~structgen.automata.grammar.kernels.lexeme_walk`); from each such
   boundary a second walk steps the parser through a memoized transition table
-  (:func:`~structgen.automata.grammar.kernels.walk_entries`). Table entries a walk needs but that
-  do not exist yet are reported, computed in Python in one batch, and the subtrees that needed
-  them walked again; tokens repeating a one-byte lexeme (``((((``, ``--------``), which nest one
-  new parser set per byte, get their whole chain computed at once. Whole masks are cached per
-  ``(earley_set, lexer_state)``.
+  (:func:`~structgen.automata.grammar.kernels.walk_entries`), building the Earley sets it needs
+  on the spot (the parser runs in numba on integer arrays). Below a node where a new lexeme
+  starts, a large subtree's lexeme part does not depend on the parser either: it comes from the
+  :class:`SubtreeCache` (per node and lexer state), and only its boundary nodes are walked with
+  the parser. Lexer rows, lexeme start states and subtree entries a walk needs but that do not
+  exist yet are reported, provided here, and the subtrees that needed them walked again. Whole
+  masks are cached per ``(earley_set, lexer_state)``.
 * Why Earley and not LALR: the JSON Schema compiler emits ambiguous grammars (overlapping
   ``anyOf`` branches, several terminals matching one lexeme), and a mask needs the parser only at
   lexeme ends, through memoized transitions, so the general parser costs little where it matters.
@@ -23,7 +25,8 @@ Architecture (llguidance's, in Python + numba):
   vocabulary's tokens can form) are dropped when the mask is done
   (:meth:`~structgen.automata.grammar.earley.EarleyParser.begin_speculation`); only the sets the
   output goes through are kept, so memory grows with the output, not with the masks computed.
-  Lexer states are capped (:class:`~structgen.errors.ResourceLimitError`).
+  The subtree cache is bounded (it starts over when full), lexer states are capped
+  (:class:`~structgen.errors.ResourceLimitError`).
 
 Semantics (what "allowed" means): the output is lexed greedily from the left -- a lexeme ends only
 where the next byte cannot extend any terminal still alive in it (see
@@ -48,12 +51,12 @@ import numpy as np
 
 from structgen.automata.byte_dfa import ByteDFA
 from structgen.automata.cfg import ContextFreeGrammar, Terminal
-from structgen.automata.grammar.earley import EarleyParser, EarleySet, analyze_grammar
+from structgen.automata.grammar.earley import EarleyParser, analyze_grammar
 from structgen.automata.grammar.kernels import (
-    ACC_STRIDE,
     DONE,
-    ParserTransitionMap,
-    byte_runs_below,
+    LEX_STRIDE,
+    UNKNOWN_START,
+    IntHashMap,
     lexeme_walk,
     walk_entries,
 )
@@ -70,7 +73,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import sre_parse
 
-GrammarState = tuple[EarleySet, int]
+GrammarState = tuple[int, int]
 
 
 def literal_byte_dfa(text: str, ignore_case: bool = False) -> ByteDFA:
@@ -140,7 +143,7 @@ def terminal_byte_dfa(terminal: Terminal) -> ByteDFA:
 class GrammarAutomaton(Automaton):
     """Token-level automaton of a context-free grammar over one vocabulary (see the module doc).
 
-    States are ``(EarleySet, lexer_state_id)`` tuples: immutable and shared. Tables (lexer rows,
+    States are ``(parser_set_id, lexer_state_id)`` tuples of ints: immutable and shared. Tables (lexer rows,
     parser sets, masks) grow lazily as states are visited, so construction is cheap.
 
     ``guards`` maps a terminal to terminals it guards (see
@@ -181,56 +184,63 @@ class GrammarAutomaton(Automaton):
                 guard_ids[index[guard]] = kept
         self.lexer = LazyLexer(dfas, priorities, [index[name] for name in grammar.ignore], guards=guard_ids)
         self.parser = EarleyParser(self.tables)
-        self.ptrans = ParserTransitionMap()
-        self.spec_ptrans = ParserTransitionMap()  # transitions into speculative sets (one mask)
-        self.p_lex0 = np.zeros(256, dtype=np.int32)
-        self._registered = 0
-        self._new_transitions: dict[int, int] = {}
-        self._register_new_sets()
+        # The lexer's accepted terminal sets as arrays for the kernels (rebuilt when they grow).
+        self._acc_t0 = np.zeros(1, dtype=np.int64)
+        self._acc_terms = np.zeros(0, dtype=np.int32)
         self.trie = TokenTrie.for_vocab(vocab)
         self._words = bitmask_words(vocab.size)
         self._mask_cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self._mask_cache_size = mask_cache_size
-        self._lexeme_cache: OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+        self._lexeme_cache: OrderedDict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = (
+            OrderedDict()
+        )
         self._lexeme_cache_size = lexeme_cache_size
+        self.subtrees = SubtreeCache()
+        # Subtrees of more nodes than this, below a node where a lexeme starts, are not walked
+        # with the parser: their lexeme part comes from the subtree cache. Smaller ones cost less
+        # to walk than their cache entries cost in memory.
+        self.min_cached_subtree = 256
         # The kernels (swappable for their plain-Python references in tests).
         self._lexeme_kernel = lexeme_walk
         self._entries_kernel = walk_entries
         self.walk_calls = 0  # statistics: kernel calls, including resumptions
-        self._initial: GrammarState = (self.parser.initial, int(self.p_lex0[self.parser.initial.id]))
+        self._initial: GrammarState = (self.parser.initial, self._lexeme_start(self.parser.initial))
 
     # --- tables ---------------------------------------------------------------------------------
 
-    def _register_new_sets(self) -> None:
-        """Give every parser set built since the last call its lexeme start state."""
-        sets = self.parser.sets
-        if len(sets) > self.p_lex0.shape[0]:
-            grown = np.zeros(max(len(sets), 2 * self.p_lex0.shape[0]), dtype=np.int32)
-            grown[: self.p_lex0.shape[0]] = self.p_lex0
-            self.p_lex0 = grown
-        for k in range(self._registered, len(sets)):
-            self.p_lex0[k] = self.lexer.start_state(sets[k].terminals)
-        self._registered = len(sets)
+    def _acc_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The lexer's accepted terminal sets: ``acc_terms[acc_t0[a] : acc_t0[a + 1]]`` is set ``a``."""
+        acc_sets = self.lexer.acc_sets
+        if self._acc_t0.shape[0] != len(acc_sets) + 1:
+            self._acc_t0 = np.zeros(len(acc_sets) + 1, dtype=np.int64)
+            self._acc_t0[1:] = np.cumsum([len(terminals) for terminals in acc_sets])
+            self._acc_terms = np.array([t for terminals in acc_sets for t in terminals], dtype=np.int32)
+        return self._acc_t0, self._acc_terms
 
-    def _parser_after(self, parser_state: EarleySet, acc: int) -> EarleySet | None:
-        """The parser set after a lexeme whose accepted terminal set is ``acc`` (``None``: refused).
+    def _lexeme_start(self, parser_id: int) -> int:
+        """The lexer state a lexeme starts in after parser set ``parser_id``."""
+        parser = self.parser
+        tset = parser.terminal_set(parser_id)
+        start = parser.lexeme_start(tset)
+        if start == UNKNOWN_START:
+            start = self._record_lexeme_start(tset)
+        return start
+
+    def _record_lexeme_start(self, tset: int) -> int:
+        start = self.lexer.start_state(self.parser.terminal_set_members(tset))
+        self.parser.set_lexeme_start(tset, start)
+        return start
+
+    def _parser_after(self, parser_id: int, acc: int) -> int:
+        """The parser set after a lexeme whose accepted terminal set is ``acc`` (``-1``: refused).
 
         Only a guard terminal the parser does not allow can be refused here: every other alive
         terminal was allowed when the lexeme started.
         """
         if self.lexer.acc_ignore[acc]:
-            return parser_state
-        nxt = self.parser.scan(parser_state, self.lexer.acc_sets[acc])
-        if nxt is not None and nxt.id >= self._registered:
-            self._register_new_sets()
-        return nxt
-
-    def _end_lexeme(self, parser_state: EarleySet, acc: int) -> EarleySet | None:
-        """:meth:`_parser_after`, also recorded in the kernels' transition table."""
-        nxt = self._parser_after(parser_state, acc)
-        if not self.lexer.acc_ignore[acc] and self.ptrans.get(parser_state.id, acc) == -2:
-            self.ptrans.put(parser_state.id, acc, -1 if nxt is None else nxt.id)
-        return nxt
+            return parser_id
+        acc_t0, acc_terms = self._acc_arrays()
+        return self.parser.transition(parser_id, acc, acc_t0, acc_terms)
 
     def _step(self, state: GrammarState, byte: int) -> GrammarState | None:
         parser_state, lx = state
@@ -242,10 +252,10 @@ class GrammarAutomaton(Automaton):
         acc = int(self.lexer.acc[lx])
         if acc < 0:
             return None
-        parser_state = self._end_lexeme(parser_state, acc)
-        if parser_state is None:
+        parser_state = self._parser_after(parser_state, acc)
+        if parser_state < 0:
             return None
-        nl = self.lexer.step(int(self.p_lex0[parser_state.id]), byte)
+        nl = self.lexer.step(self._lexeme_start(parser_state), byte)
         if nl < 0:
             return None
         return parser_state, nl
@@ -257,10 +267,10 @@ class GrammarAutomaton(Automaton):
         if acc >= 0:
             self.lexer.ensure_row(lx)
             if not self.lexer.has_exit[lx]:
-                after = self._end_lexeme(parser_state, acc)
-                if after is None:
+                after = self._parser_after(parser_state, acc)
+                if after < 0:
                     return None
-                return after, int(self.p_lex0[after.id])
+                return after, self._lexeme_start(after)
         return state
 
     def advance_bytes(self, state: GrammarState, data: bytes) -> GrammarState | None:
@@ -279,9 +289,9 @@ class GrammarAutomaton(Automaton):
         allowed = row >= 0
         acc = int(self.lexer.acc[lx])
         if acc >= 0:
-            after = self._end_lexeme(parser_state, acc)
-            if after is not None:
-                row0 = self.lexer.ensure_row(int(self.p_lex0[after.id]))
+            after = self._parser_after(parser_state, acc)
+            if after >= 0:
+                row0 = self.lexer.ensure_row(self._lexeme_start(after))
                 allowed |= (row == DEAD) & (row0 >= 0)
         return allowed
 
@@ -302,12 +312,12 @@ class GrammarAutomaton(Automaton):
         """Whether the output is a complete sentence."""
         parser_state, lx = state
         if self.lexer.is_start(lx):
-            return parser_state.accepting
+            return self.parser.accepting(parser_state)
         acc = int(self.lexer.acc[lx])
         if acc < 0:
             return False
-        after = self._end_lexeme(parser_state, acc)
-        return after is not None and after.accepting
+        after = self._parser_after(parser_state, acc)
+        return after >= 0 and self.parser.accepting(after)
 
     def can_continue(self, state: GrammarState) -> bool:
         """Whether some byte may follow."""
@@ -338,43 +348,44 @@ class GrammarAutomaton(Automaton):
 
     def token_mask_words(self, state: GrammarState) -> np.ndarray:
         """The allowed tokens of ``state`` as uint32 words (cached; do not modify)."""
-        parser_state, lx = state
-        key = (parser_state.id, lx)
         cache = self._mask_cache
-        mask = cache.get(key)
+        mask = cache.get(state)
         if mask is not None:
-            cache.move_to_end(key)
+            cache.move_to_end(state)
             return mask
         parser = self.parser
         parser.begin_speculation()
         try:
-            mask = self._compute_mask(parser_state.id, lx)
+            mask = self._compute_mask(*state)
         finally:
-            mark = parser.end_speculation()
-            self.spec_ptrans.clear()
-            self._registered = min(self._registered, mark)
-        cache[key] = mask
+            parser.end_speculation()
+        cache[state] = mask
         if len(cache) > self._mask_cache_size:
             cache.popitem(last=False)
         return mask
 
-    def lexeme_info(self, lx: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Context-independent part of the masks of lexer state ``lx`` (cached).
+    def lexeme_info(
+        self, lx: int, root: int = 0, *, cache: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Context-independent part of the masks of lexer state ``lx`` at trie node ``root``.
 
-        ``(inside, boundary_nodes, boundary_lexers)``: the uint32 mask of tokens that stay inside
-        the current lexeme, and the trie nodes whose byte cannot extend it, each with the lexer
-        state of its parent node.
+        ``(inside, boundary_nodes, boundary_lexers)``: the uint32 mask of the tokens below
+        ``root`` that stay inside the current lexeme, and the nodes below ``root`` whose byte
+        cannot extend it, each with the lexer state of its parent node. ``root`` is the trie's
+        root (``lx`` before any byte of the token) or a node the mask walk leaves to the
+        :class:`SubtreeCache` (``lx`` after its byte). Results are cached per ``(root, lx)``
+        unless ``cache`` is false.
         """
-        cache = self._lexeme_cache
-        info = cache.get(lx)
+        key = (root, lx)
+        info = self._lexeme_cache.get(key) if cache else None
         if info is not None:
-            cache.move_to_end(lx)
+            self._lexeme_cache.move_to_end(key)
             return info
         trie = self.trie
         lexer = self.lexer
         scratch = _scratch(trie)
         inside = np.zeros(self._words, dtype=np.uint32)
-        resume = np.array([1, 0], dtype=np.int64)
+        resume = np.array([root + 1, 0], dtype=np.int64)
         while True:
             self.walk_calls += 1
             status, need = self._lexeme_kernel(
@@ -385,9 +396,10 @@ class GrammarAutomaton(Automaton):
                 trie.token_ids,
                 lexer.trans,
                 lx,
+                root,
                 inside,
-                scratch.e_node,
-                scratch.e_lexer,
+                scratch.b_node,
+                scratch.b_lexer,
                 scratch.stack_l,
                 resume,
             )
@@ -395,14 +407,33 @@ class GrammarAutomaton(Automaton):
                 break
             lexer.ensure_row(int(need))  # NEED_SPACE cannot happen: one boundary per node at most
         n_b = int(resume[1])
-        info = (inside, scratch.e_node[:n_b].copy(), scratch.e_lexer[:n_b].copy())
-        cache[lx] = info
-        if len(cache) > self._lexeme_cache_size:
-            cache.popitem(last=False)
+        info = (inside, scratch.b_node[:n_b].copy(), scratch.b_lexer[:n_b].copy())
+        if cache:
+            self._lexeme_cache[key] = info
+            if len(self._lexeme_cache) > self._lexeme_cache_size:
+                self._lexeme_cache.popitem(last=False)
         return info
 
+    def _cache_subtrees(self, nodes: np.ndarray, lexers: np.ndarray) -> None:
+        """Put the lexeme parts of the subtrees ``(nodes[k], lexers[k])`` in the subtree cache."""
+        trie = self.trie
+        token_ids, token_start = trie.token_ids, trie.token_start
+        entries = []
+        for key in np.unique(nodes.astype(np.int64) * LEX_STRIDE + lexers).tolist():
+            node, lx = divmod(key, LEX_STRIDE)
+            inside, bnodes, blexers = self.lexeme_info(lx, node, cache=False)
+            below = token_ids[token_start[node + 1] : token_start[trie.node_skip[node]]]
+            tokens = below[(inside[below >> 5] >> (below & 31).astype(np.uint32)) & 1 == 1]
+            entries.append((key, tokens, bnodes, blexers))
+        self.subtrees.add_batch(entries)
+
     def _compute_mask(self, parser_id: int, lx: int) -> np.ndarray:
-        """Mask of ``(parser_id, lx)``: the lexeme part, plus walks from each lexeme boundary."""
+        """Mask of ``(parser_id, lx)``: the lexeme part, plus walks from each lexeme boundary.
+
+        A walk pass stops below the nodes that need a lexer row, a lexeme start state or a
+        subtree cache entry not computed yet, or more room in the parser's arrays; those are
+        provided here and the pending nodes walked again.
+        """
         inside, bnodes, blex = self.lexeme_info(lx)
         n = bnodes.shape[0]
         if n == 0:
@@ -410,7 +441,7 @@ class GrammarAutomaton(Automaton):
         out = inside.copy()
         trie = self.trie
         lexer = self.lexer
-        sets = self.parser.sets
+        parser = self.parser
         sc = _scratch(trie)
         e_node, e_parser, e_lexer = sc.e_node, sc.e_parser, sc.e_lexer
         p_node, p_parser, p_lexer = sc.p_node, sc.p_parser, sc.p_lexer
@@ -419,7 +450,8 @@ class GrammarAutomaton(Automaton):
         e_lexer[:n] = blex
         while n:
             self.walk_calls += 1
-            n, n_miss = self._entries_kernel(
+            acc_t0, acc_terms = self._acc_arrays()
+            n, n_miss, n_def = self._entries_kernel(
                 trie.node_byte,
                 trie.node_depth,
                 trie.node_skip,
@@ -428,11 +460,11 @@ class GrammarAutomaton(Automaton):
                 lexer.trans,
                 lexer.acc,
                 lexer.acc_ignore,
-                self.ptrans.keys,
-                self.ptrans.vals,
-                self.spec_ptrans.keys,
-                self.spec_ptrans.vals,
-                self.p_lex0,
+                parser.grammar_arrays,
+                parser.arrays(),
+                parser.transition_arrays(),
+                acc_t0,
+                acc_terms,
                 e_node,
                 e_parser,
                 e_lexer,
@@ -444,69 +476,90 @@ class GrammarAutomaton(Automaton):
                 p_parser,
                 p_lexer,
                 sc.miss,
-                sc.miss_node,
+                self.min_cached_subtree,
+                self.subtrees.arrays(),
+                sc.d_node,
+                sc.d_lexer,
             )
             if n_miss:
-                codes, first = np.unique(sc.miss[:n_miss], return_index=True)
-                self._fill_missing(codes, sc.miss_node[first], sets)
+                for code in np.unique(sc.miss[:n_miss]).tolist():
+                    if code < 0:
+                        lexer.ensure_row(-1 - code)
+                    else:
+                        self._record_lexeme_start(code)
+            if n_def:
+                self._cache_subtrees(sc.d_node[:n_def], sc.d_lexer[:n_def])
+            if parser.needs_growth:
+                parser.grow()
             e_node, p_node = p_node, e_node
             e_parser, p_parser = p_parser, e_parser
             e_lexer, p_lexer = p_lexer, e_lexer
         return out
 
-    def _fill_missing(self, missing: np.ndarray, nodes: np.ndarray, sets: list[EarleySet]) -> None:
-        """Compute the lexer rows and parser transitions a walk reported missing.
 
-        ``nodes[k]`` is the trie node that needed ``missing[k]``; its byte starts the lexeme after
-        the one that ended. When that byte is a lexeme by itself (``(``, ``-``...), tokens that
-        repeat it (``((((``, ``--------``) nest one new parser set per byte: :meth:`_chain_ahead`
-        builds that chain now, as deep as the longest run of the byte below the node, instead of
-        one walk pass per level.
-        """
-        self._new_transitions = {}
-        runs = _scratch(self.trie).runs
-        node_byte = self.trie.node_byte
-        for code, node in zip(missing.tolist(), nodes.tolist(), strict=True):
-            if code < 0:
-                self.lexer.ensure_row(-1 - code)
-                continue
-            pid, acc = divmod(code, ACC_STRIDE)
-            nxt = self._parser_after(sets[pid], acc)
-            self._new_transitions[code] = -1 if nxt is None else nxt.id
-            if nxt is not None and runs[node] > 1:
-                self._chain_ahead(nxt, int(node_byte[node]), int(runs[node]) - 1)
-        mark = self.parser.speculation_mark
-        lasting: tuple[list[int], list[int]] = ([], [])
-        speculative: tuple[list[int], list[int]] = ([], [])
-        for code, value in self._new_transitions.items():
-            pid = code // ACC_STRIDE
-            keys, values = lasting if mark is None or (pid < mark and value < mark) else speculative
-            keys.append(code)
-            values.append(value)
-        for table, (keys, values) in ((self.ptrans, lasting), (self.spec_ptrans, speculative)):
-            if keys:
-                table.put_many(np.array(keys, dtype=np.int64), np.array(values, dtype=np.int32))
+class SubtreeCache:
+    """Lexeme parts of trie subtrees, per ``(node, lexer state)``, in arrays the mask walk reads.
 
-    def _chain_ahead(self, state: EarleySet, byte: int, limit: int) -> None:
-        """Record the transitions of up to ``limit`` one-byte lexemes ``byte`` in a row from ``state``."""
-        lexer = self.lexer
-        new = self._new_transitions
-        for _ in range(limit):
-            first = lexer.step(int(self.p_lex0[state.id]), byte)
-            if first < 0 or lexer.step(first, byte) != DEAD:
-                return  # the byte cannot start a lexeme here, or does not end one by itself
-            acc = int(lexer.acc[first])
-            if acc < 0 or lexer.acc_ignore[acc]:
-                return
-            code = state.id * ACC_STRIDE + acc
-            terminals = lexer.acc_sets[acc]
-            if code in new or (terminals[0] if len(terminals) == 1 else terminals) in state.transitions:
-                return  # known already (a later walk pass finds any table entry still missing)
-            nxt = self._parser_after(state, acc)
-            new[code] = -1 if nxt is None else nxt.id
-            if nxt is None:
-                return
-            state = nxt
+    An entry is what :meth:`GrammarAutomaton.lexeme_info` says of the subtree of ``node`` with
+    lexer state ``lx`` after the node's byte: the tokens below it that stay inside the lexeme and
+    the boundary nodes with their parents' lexer states. It does not depend on the parser, so
+    every mask reaching the node at a lexeme start in that lexer state shares it. Memory is
+    bounded: when the pools would pass ``max_items`` token ids or boundaries, the cache starts
+    over empty (before a batch, so that the entries one walk pass asked for stay together).
+    """
+
+    def __init__(self, max_items: int = 1 << 21) -> None:
+        self.max_items = max_items
+        self._clear()
+
+    def _clear(self) -> None:
+        self.index = IntHashMap()
+        self.table = np.zeros((64, 4), dtype=np.int64)
+        self.tokens = np.zeros(4096, dtype=np.int32)
+        self.bnodes = np.zeros(4096, dtype=np.int32)
+        self.blexers = np.zeros(4096, dtype=np.int32)
+        self.num_entries = 0
+        self.num_tokens = 0
+        self.num_bounds = 0
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """``(keys, vals, table, tokens, bnodes, blexers)`` as :func:`walk_entries` takes them."""
+        return (self.index.keys, self.index.vals, self.table, self.tokens, self.bnodes, self.blexers)
+
+    def add_batch(self, entries: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        """Store ``(key, tokens, bnodes, blexers)`` entries absent so far (key: node * LEX_STRIDE + lexer)."""
+        n_t = sum(tokens.shape[0] for _, tokens, _, _ in entries)
+        n_b = sum(bnodes.shape[0] for _, _, bnodes, _ in entries)
+        if max(self.num_tokens + n_t, self.num_bounds + n_b) > self.max_items:
+            self._clear()
+        for key, tokens, bnodes, blexers in entries:
+            self._add(key, tokens, bnodes, blexers)
+
+    def _add(self, key: int, tokens: np.ndarray, bnodes: np.ndarray, blexers: np.ndarray) -> None:
+        n_t, n_b = tokens.shape[0], bnodes.shape[0]
+        if self.num_entries == self.table.shape[0]:
+            self.table = np.concatenate([self.table, np.zeros_like(self.table)])
+        self.tokens = _ensure_room(self.tokens, self.num_tokens + n_t)
+        self.bnodes = _ensure_room(self.bnodes, self.num_bounds + n_b)
+        self.blexers = _ensure_room(self.blexers, self.num_bounds + n_b)
+        t0, b0 = self.num_tokens, self.num_bounds
+        self.tokens[t0 : t0 + n_t] = tokens
+        self.bnodes[b0 : b0 + n_b] = bnodes
+        self.blexers[b0 : b0 + n_b] = blexers
+        self.table[self.num_entries] = (t0, t0 + n_t, b0, b0 + n_b)
+        self.index.put(key, self.num_entries)
+        self.num_entries += 1
+        self.num_tokens += n_t
+        self.num_bounds += n_b
+
+
+def _ensure_room(pool: np.ndarray, size: int) -> np.ndarray:
+    """``pool``, or a copy at least twice as large when it is shorter than ``size``."""
+    if size <= pool.shape[0]:
+        return pool
+    grown = np.zeros(max(size, 2 * pool.shape[0]), dtype=pool.dtype)
+    grown[: pool.shape[0]] = pool
+    return grown
 
 
 class _Scratch:
@@ -521,8 +574,10 @@ class _Scratch:
         self.p_parser = np.zeros(n, dtype=np.int64)
         self.p_lexer = np.zeros(n, dtype=np.int32)
         self.miss = np.zeros(n, dtype=np.int64)
-        self.miss_node = np.zeros(n, dtype=np.int32)
-        self.runs = byte_runs_below(trie.node_byte, trie.node_depth)
+        self.d_node = np.zeros(n, dtype=np.int32)
+        self.d_lexer = np.zeros(n, dtype=np.int32)
+        self.b_node = np.zeros(n, dtype=np.int32)
+        self.b_lexer = np.zeros(n, dtype=np.int32)
         self.stack_p = np.zeros(trie.max_depth + 2, dtype=np.int64)
         self.stack_l = np.zeros(trie.max_depth + 2, dtype=np.int64)
 

@@ -6,21 +6,32 @@ visiting node ``i`` steps the state of its parent (kept per depth on a stack) by
 
 A mask is computed in two parts (XGrammar's context-independent / context-dependent split):
 
-* :func:`lexeme_walk` depends on the lexer state only: it finds the tokens that stay inside the
-  current lexeme (always allowed: some terminal the parser accepts is still alive) and the
-  *boundary* nodes, where the byte into the node cannot extend the lexeme; it records each with
-  the lexer state of its parent. Its result is cached per lexer state. It is resumable: when a
-  lexer row is missing it saves its position in ``resume`` and returns ``NEED_ROW``; the caller
-  computes the row and calls again.
+* :func:`lexeme_walk` depends on the lexer state only: it finds the tokens below a node (the
+  trie's root, or a node where a lexeme starts) that stay inside the current lexeme (always
+  allowed: some terminal the parser accepts is still alive) and the *boundary* nodes, where the
+  byte into the node cannot extend the lexeme; it records each with the lexer state of its
+  parent. Its results are cached per (node, lexer state). It is resumable: when a lexer row is
+  missing it saves its position in ``resume`` and returns ``NEED_ROW``; the caller computes the
+  row and calls again.
 * :func:`walk_entries` depends on the parser state: it walks subtrees ("entries": a node and the
   ``(parser, lexer)`` state of its parent) with the full state. A lexeme that ends moves the
-  parser on through the memoized transition tables, hash maps from ``parser_id * ACC_STRIDE +
-  acc`` to the next parser id (``-1``: refused; ignored lexemes leave the parser where it is):
-  one for the sets the output went through, one for the mask's speculative sets.
-  When an entry it needs is missing (a lexer row, a parser transition) the kernel records it,
-  records the node as a pending entry for the next pass and skips its subtree; the caller fills
-  in every missing entry of the pass at once and walks the pending entries. The number of passes
-  is the nesting depth of new parser states inside one token, not their number.
+  parser on through the memoized transition tables (hash maps from ``parser_id * ACC_STRIDE +
+  acc`` to the next parser id, ``-1``: refused; ignored lexemes leave the parser where it is),
+  and a transition not built yet is built on the spot by the Earley kernels below
+  (:func:`parser_transition`). Below a node where a new lexeme starts, a large subtree is not
+  walked: its cached lexeme part is used, and its boundary nodes become entries. When a lexer row,
+  a lexeme start state, a subtree cache entry or room in the parser's arrays is missing, the
+  kernel records it and the node as a pending entry and skips the subtree; the caller provides
+  them all and walks the pending entries again.
+
+The Earley parser (:func:`earley_scan`, :func:`earley_close`, :func:`parser_transition`) and the
+lexer (:func:`lexer_row`, :func:`lexer_intern`) keep their states in integer arrays interned by
+content (:func:`intern_rehash`); the Python classes owning the arrays
+(:class:`~structgen.automata.grammar.earley.EarleyParser`,
+:class:`~structgen.automata.grammar.lexer.LazyLexer`) grow them when a kernel returns ``GROW``.
+Their references are the reference recognizer's parsing and lexing
+(:mod:`~structgen.automata.grammar.reference`), which the tests compare them to set by set and
+row by row.
 
 Lexer table entries: ``>= 0`` next lexer state, ``-1`` the lexeme cannot take the byte (it may end
 before it), ``-2`` row not computed yet, ``-3`` blocked (only guard-only terminals take the byte:
@@ -33,6 +44,7 @@ import numba
 import numpy as np
 
 ACC_STRIDE = 1 << 24
+LEX_STRIDE = 1 << 20  # subtree cache keys: node * LEX_STRIDE + lexer state (at most 65536 states)
 DONE = 0
 NEED_ROW = 1
 NEED_SPACE = 3
@@ -91,54 +103,673 @@ def hash_get_reference(keys: np.ndarray, vals: np.ndarray, key: int) -> int:
         i = (i + 1) & mask
 
 
-class ParserTransitionMap:
-    """The parser transition table shared with the kernels: ``(set id, accepted set) -> set id``."""
+class IntHashMap:
+    """A hash map ``int64 key >= 0 -> int32`` shared with the kernels, kept at most half full.
+
+    The parser's transition tables use it with keys ``set_id * ACC_STRIDE + acc``, the subtree
+    cache with keys ``node * LEX_STRIDE + lexer_state``. ``count[0]``
+    is the number of keys stored: an array, so that kernels inserting keys keep it up to date.
+    """
 
     def __init__(self, capacity: int = 1024) -> None:
         self.keys = np.full(capacity, EMPTY_KEY, dtype=np.int64)
         self.vals = np.full(capacity, -1, dtype=np.int32)
-        self.size = 0
+        self.count = np.zeros(1, dtype=np.int64)
 
-    def get(self, parser_id: int, acc: int) -> int:
-        """The next set id, or ``-2`` when not known yet."""
-        return int(hash_get(self.keys, self.vals, parser_id * ACC_STRIDE + acc))
+    @property
+    def size(self) -> int:
+        """Number of keys stored."""
+        return int(self.count[0])
+
+    def get(self, key: int) -> int:
+        """The value stored for ``key``, or ``-2`` when absent."""
+        return int(hash_get(self.keys, self.vals, key))
 
     def clear(self) -> None:
-        """Forget every transition."""
-        if self.size:
+        """Forget every key."""
+        if self.count[0]:
             self.keys.fill(EMPTY_KEY)
-            self.size = 0
+            self.count[0] = 0
 
-    def put_many(self, keys: np.ndarray, values: np.ndarray) -> None:
-        """Record several new transitions given by key (``parser * ACC_STRIDE + acc``) at once.
+    def reserve(self, extra: int) -> None:
+        """Grow the table (rehashing) so that ``extra`` more keys keep it at most half full."""
+        need = self.size + extra
+        capacity = self.keys.shape[0]
+        if 2 * need <= capacity:
+            return
+        while 2 * need > capacity:
+            capacity *= 2
+        old_keys, old_vals = self.keys, self.vals
+        used = old_keys != EMPTY_KEY
+        self.keys = np.full(capacity, EMPTY_KEY, dtype=np.int64)
+        self.vals = np.full(capacity, -1, dtype=np.int32)
+        hash_put_many(self.keys, self.vals, old_keys[used], old_vals[used])
 
-        The keys must be distinct and absent from the table.
-        """
-        need = self.size + keys.shape[0]
-        if 2 * need > self.keys.shape[0]:
-            capacity = self.keys.shape[0]
-            while 2 * need > capacity:
-                capacity *= 2
-            old_keys, old_vals = self.keys, self.vals
-            used = old_keys != EMPTY_KEY
-            self.keys = np.full(capacity, EMPTY_KEY, dtype=np.int64)
-            self.vals = np.full(capacity, -1, dtype=np.int32)
-            hash_put_many(self.keys, self.vals, old_keys[used], old_vals[used])
-        hash_put_many(self.keys, self.vals, keys.astype(np.int64), values.astype(np.int32))
-        self.size = need
-
-    def put(self, parser_id: int, acc: int, value: int) -> None:
-        """Record a transition (growing the table to keep it at most half full)."""
-        if 2 * (self.size + 1) > self.keys.shape[0]:
-            old_keys, old_vals = self.keys, self.vals
-            self.keys = np.full(2 * old_keys.shape[0], EMPTY_KEY, dtype=np.int64)
-            self.vals = np.full(2 * old_keys.shape[0], -1, dtype=np.int32)
-            used = old_keys != EMPTY_KEY
-            hash_put_many(self.keys, self.vals, old_keys[used], old_vals[used])
-        key = parser_id * ACC_STRIDE + acc
+    def put(self, key: int, value: int) -> None:
+        """Record the value of ``key``."""
+        self.reserve(1)
         if hash_get(self.keys, self.vals, key) == -2:
-            self.size += 1
+            self.count[0] += 1
         hash_put(self.keys, self.vals, key, value)
+
+
+# --- the Earley parser on integer arrays ---------------------------------------------------------
+#
+# The parser store (see structgen.automata.grammar.earley.EarleyParser) is a tuple of arrays; the
+# ST_* constants are positions in it. A kernel that runs out of room in one of them writes that
+# position to counts[C_NEED] and returns GROW; the caller grows the array and calls again.
+
+ST_COUNTS, ST_SETS, ST_KPOOL, ST_E_NEXT, ST_E_ITEM, ST_E_ORIGIN = 0, 1, 2, 3, 4, 5
+ST_GROUPS, ST_GKEY, ST_GI_NEXT, ST_GI_ITEM, ST_GTERMS = 6, 7, 8, 9, 10
+ST_TSETS, ST_TSPOOL, ST_SET_SLOTS, ST_GROUP_SLOTS, ST_TSET_SLOTS = 11, 12, 13, 14, 15
+ST_WORK, ST_EX_NEXT, ST_EX_ITEM, ST_EX_ORIGIN, ST_BUF, ST_HS_KEYS, ST_HS_GEN = 16, 17, 18, 19, 20, 21, 22
+ST_ITEM_STAMP, ST_SYM_STAMP, ST_SYM_BUF = 23, 24, 25
+# counts[...]: how much of each table / pool is used, the speculation mark, a stamp generator,
+# and what to grow (-1: nothing).
+C_SETS, C_KPOOL, C_EPOOL, C_GROUPS, C_GKEY, C_GITEMS, C_GTERMS, C_TSETS, C_TSPOOL = range(9)
+C_MARK, C_GEN, C_NEED = 9, 10, 11
+NUM_COUNTS = 12
+# Columns of the sets table: kernel and explicit item ranges, prediction group, terminal set, accepting.
+SET_K0, SET_K1, SET_E0, SET_E1, SET_GROUP, SET_TSET, SET_ACCEPTING = range(7)
+# Columns of the groups table: key (direct nonterminals), items, terminals ranges, and the
+# terminal set of the group's terminals (-1: not interned yet).
+GROUP_K0, GROUP_K1, GROUP_I0, GROUP_I1, GROUP_T0, GROUP_T1, GROUP_TSET = range(7)
+# Columns of the terminal-sets table: members range, lexeme start state (UNKNOWN_START: not yet).
+TSET_T0, TSET_T1, TSET_LEX0 = range(3)
+UNKNOWN_START = -2
+GROW = -4
+NEED_TRANS = 100  # counts[C_NEED] values for the two transition tables
+NEED_SPEC_TRANS = 101
+ORIGIN_BITS = 31  # an (item, origin) pair is the int64 item << ORIGIN_BITS | origin
+ORIGIN_MASK = (1 << ORIGIN_BITS) - 1
+
+
+@numba.njit(cache=True, inline="always")
+def _grow(counts: np.ndarray, what: int) -> int:  # pragma: no cover - numba
+    counts[C_NEED] = what
+    return GROW
+
+
+@numba.njit(cache=True)
+def _lower_bound(col: np.ndarray, lo: int, hi: int, value: int) -> int:  # pragma: no cover - numba
+    """First index in ``col[lo:hi]`` (sorted) whose value is not below ``value``."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if col[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(cache=True)
+def _seq_hash(seq: np.ndarray, n: int) -> int:  # pragma: no cover - numba
+    h = np.int64(n)
+    for k in range(n):
+        h = (h ^ np.int64(seq[k])) * _HASH_MUL
+        h ^= h >> 32
+    return h
+
+
+@numba.njit(cache=True)
+def _intern_find(
+    slots: np.ndarray, table: np.ndarray, c0: int, c1: int, pool: np.ndarray, seq: np.ndarray, n: int
+) -> int:  # pragma: no cover - numba
+    """The id whose pool range ``table[id, c0]:table[id, c1]`` equals ``seq[:n]``, else ``-1 - slot``."""
+    mask = slots.shape[0] - 1
+    i = _slot(_seq_hash(seq, n), mask)
+    while True:
+        ident = slots[i]
+        if ident < 0:
+            return -1 - i
+        lo = table[ident, c0]
+        if table[ident, c1] - lo == n:
+            same = True
+            for k in range(n):
+                if pool[lo + k] != seq[k]:
+                    same = False
+                    break
+            if same:
+                return ident
+        i = (i + 1) & mask
+
+
+@numba.njit(cache=True)
+def intern_rehash(
+    slots: np.ndarray, table: np.ndarray, c0: int, c1: int, pool: np.ndarray, first: int, n: int
+) -> None:  # pragma: no cover - numba
+    """Insert ids ``first .. n-1`` (in that order) into the empty slot table ``slots``."""
+    mask = slots.shape[0] - 1
+    for ident in range(first, n):
+        lo = table[ident, c0]
+        i = _slot(_seq_hash(pool[lo : table[ident, c1]], table[ident, c1] - lo), mask)
+        while slots[i] >= 0:
+            i = (i + 1) & mask
+        slots[i] = ident
+
+
+@numba.njit(cache=True, inline="always")
+def _group_of(gram: tuple, st: tuple, n_direct: int) -> int:  # pragma: no cover - numba
+    """The prediction group of the sorted nonterminals ``sym_buf[:n_direct]`` (built if new)."""
+    item_next, _, _, pred_start, pred_items, num_t = gram
+    counts, groups, gkey, gi_next, gi_item, gterms = st[0], st[6], st[7], st[8], st[9], st[10]
+    group_slots, work, item_stamp, sym_buf = st[14], st[16], st[23], st[25]
+    found = _intern_find(group_slots, groups, GROUP_K0, GROUP_K1, gkey, sym_buf, n_direct)
+    if found >= 0:
+        return found
+    g = counts[C_GROUPS]
+    if g >= groups.shape[0]:
+        return _grow(counts, ST_GROUPS)
+    if 2 * (g + 1) > group_slots.shape[0]:
+        return _grow(counts, ST_GROUP_SLOTS)
+    if counts[C_GKEY] + n_direct > gkey.shape[0]:
+        return _grow(counts, ST_GKEY)
+    counts[C_GEN] += 1
+    gen = counts[C_GEN]
+    n_items = 0
+    stride = np.int64(len(item_stamp))  # above every item id
+    for d in range(n_direct):
+        nt = sym_buf[d]
+        for k in range(pred_start[nt], pred_start[nt + 1]):
+            item = pred_items[k]
+            if item_next[item] < 0 or item_stamp[item] == gen:
+                continue  # an empty-span completion: the nullable rule handles it
+            item_stamp[item] = gen
+            if n_items == work.shape[0]:
+                return _grow(counts, ST_WORK)
+            work[n_items] = np.int64(item_next[item]) * stride + item
+            n_items += 1
+    if counts[C_GITEMS] + n_items > gi_next.shape[0]:
+        return _grow(counts, ST_GI_NEXT)
+    if counts[C_GTERMS] + n_items > gterms.shape[0]:
+        return _grow(counts, ST_GTERMS)
+    ordered = work[:n_items]
+    ordered.sort()  # by next symbol: lookups are binary searches
+    i0 = counts[C_GITEMS]
+    t0 = counts[C_GTERMS]
+    n_terms = 0
+    for k in range(n_items):
+        nxt = ordered[k] // stride
+        gi_next[i0 + k] = nxt
+        gi_item[i0 + k] = ordered[k] - nxt * stride
+        if nxt < num_t and (n_terms == 0 or gterms[t0 + n_terms - 1] != nxt):
+            gterms[t0 + n_terms] = nxt
+            n_terms += 1
+    k0 = counts[C_GKEY]
+    for d in range(n_direct):
+        gkey[k0 + d] = sym_buf[d]
+    groups[g, GROUP_K0] = k0
+    groups[g, GROUP_K1] = k0 + n_direct
+    groups[g, GROUP_I0] = i0
+    groups[g, GROUP_I1] = i0 + n_items
+    groups[g, GROUP_T0] = t0
+    groups[g, GROUP_T1] = t0 + n_terms
+    groups[g, GROUP_TSET] = -1
+    counts[C_GKEY] = k0 + n_direct
+    counts[C_GITEMS] = i0 + n_items
+    counts[C_GTERMS] = t0 + n_terms
+    counts[C_GROUPS] = g + 1
+    group_slots[-1 - _intern_find(group_slots, groups, GROUP_K0, GROUP_K1, gkey, sym_buf, n_direct)] = g
+    return g
+
+
+@numba.njit(cache=True, inline="always")
+def _terminal_set_of(st: tuple, n_terms: int) -> int:  # pragma: no cover - numba
+    """The terminal set of the sorted terminals ``sym_buf[:n_terms]`` (interned if new)."""
+    counts, tsets, tspool, tset_slots, sym_buf = st[0], st[11], st[12], st[15], st[25]
+    found = _intern_find(tset_slots, tsets, TSET_T0, TSET_T1, tspool, sym_buf, n_terms)
+    if found >= 0:
+        return found
+    ts = counts[C_TSETS]
+    if ts >= tsets.shape[0]:
+        return _grow(counts, ST_TSETS)
+    if 2 * (ts + 1) > tset_slots.shape[0]:
+        return _grow(counts, ST_TSET_SLOTS)
+    t0 = counts[C_TSPOOL]
+    if t0 + n_terms > tspool.shape[0]:
+        return _grow(counts, ST_TSPOOL)
+    for k in range(n_terms):
+        tspool[t0 + k] = sym_buf[k]
+    tsets[ts, TSET_T0] = t0
+    tsets[ts, TSET_T1] = t0 + n_terms
+    tsets[ts, TSET_LEX0] = UNKNOWN_START
+    counts[C_TSPOOL] = t0 + n_terms
+    counts[C_TSETS] = ts + 1
+    tset_slots[-1 - found] = ts
+    return ts
+
+
+@numba.njit(cache=True, inline="always")
+def _push(
+    code: int, hs_keys: np.ndarray, hs_gen: np.ndarray, gen: int, work: np.ndarray, top: int
+) -> int:  # pragma: no cover - numba
+    """Push the pair ``code`` on the work stack unless seen in this closure; the new stack top."""
+    mask = hs_keys.shape[0] - 1
+    i = _slot(code, mask)
+    while hs_gen[i] == gen:
+        if hs_keys[i] == code:
+            return top
+        i = (i + 1) & mask
+    hs_gen[i] = gen
+    hs_keys[i] = code
+    work[top] = code
+    return top + 1
+
+
+@numba.njit(cache=True, inline="always")
+def earley_close(
+    gram: tuple, st: tuple, n_kernel: int, predict_start: bool, slot: int
+) -> int:  # pragma: no cover - numba
+    """Build the set of the kernel ``buf[:n_kernel]`` (sorted pairs): complete, then predict.
+
+    Explicit items (origin an older set) are completed through their origin sets; predicted
+    items live in the set's prediction group, shared with every set predicting the same
+    nonterminals. Nullable nonterminals follow Aycock-Horspool: predicting one also advances
+    over it, so an empty-span completion never looks at the set being built. ``predict_start``
+    predicts the augmented start (the initial set); ``slot`` is the kernel's free slot in the set
+    intern table (``-1``: not interned). Returns the new set id, or ``GROW``.
+    """
+    item_next, item_lhs, nullable, _, _, num_t = gram
+    counts, sets, kpool, e_next, e_item, e_origin = st[0], st[1], st[2], st[3], st[4], st[5]
+    groups, gi_next, gi_item, gterms, set_slots = st[6], st[8], st[9], st[10], st[13]
+    work, ex_next, ex_item, ex_origin, buf, hs_keys, hs_gen = (
+        st[16],
+        st[17],
+        st[18],
+        st[19],
+        st[20],
+        st[21],
+        st[22],
+    )
+    sym_stamp, sym_buf = st[24], st[25]
+    s = counts[C_SETS]
+    if s >= sets.shape[0]:
+        return _grow(counts, ST_SETS)
+    if 2 * (s + 1) > set_slots.shape[0]:
+        return _grow(counts, ST_SET_SLOTS)
+    if counts[C_KPOOL] + n_kernel > kpool.shape[0]:
+        return _grow(counts, ST_KPOOL)
+    cap = work.shape[0]
+    counts[C_GEN] += 1
+    gen = counts[C_GEN]
+    counts[C_GEN] += 1
+    dgen = counts[C_GEN]
+    top = 0
+    n_seen = 0
+    for k in range(n_kernel):
+        top = _push(buf[k], hs_keys, hs_gen, gen, work, top)
+    n_seen = top
+    n_direct = 0
+    if predict_start:
+        sym_stamp[num_t] = dgen
+        sym_buf[0] = 0
+        n_direct = 1
+    n_ex = 0
+    accepting = False
+    while top > 0:
+        if n_seen + 1 >= cap:
+            return _grow(counts, ST_WORK)
+        top -= 1
+        code = work[top]
+        item = code >> ORIGIN_BITS
+        origin = code & ORIGIN_MASK
+        nxt = item_next[item]
+        if nxt < 0:
+            lhs = item_lhs[item]
+            if lhs == 0 and origin == 0:
+                accepting = True
+            sym = num_t + lhs
+            hi = sets[origin, SET_E1]
+            for k in range(_lower_bound(e_next, sets[origin, SET_E0], hi, sym), hi):
+                if e_next[k] != sym:
+                    break
+                if n_seen + 1 >= cap:
+                    return _grow(counts, ST_WORK)
+                before = top
+                top = _push(
+                    (np.int64(e_item[k] + 1) << ORIGIN_BITS) | e_origin[k], hs_keys, hs_gen, gen, work, top
+                )
+                n_seen += top - before
+            g = sets[origin, SET_GROUP]
+            if g >= 0:
+                hi = groups[g, GROUP_I1]
+                for k in range(_lower_bound(gi_next, groups[g, GROUP_I0], hi, sym), hi):
+                    if gi_next[k] != sym:
+                        break
+                    if n_seen + 1 >= cap:
+                        return _grow(counts, ST_WORK)
+                    before = top
+                    top = _push(
+                        (np.int64(gi_item[k] + 1) << ORIGIN_BITS) | origin, hs_keys, hs_gen, gen, work, top
+                    )
+                    n_seen += top - before
+            continue
+        ex_next[n_ex] = nxt
+        ex_item[n_ex] = item
+        ex_origin[n_ex] = origin
+        n_ex += 1
+        if nxt >= num_t:
+            if sym_stamp[nxt] != dgen:
+                sym_stamp[nxt] = dgen
+                sym_buf[n_direct] = nxt - num_t
+                n_direct += 1
+            if nullable[nxt - num_t]:
+                before = top
+                top = _push(code + (np.int64(1) << ORIGIN_BITS), hs_keys, hs_gen, gen, work, top)
+                n_seen += top - before
+    e0 = counts[C_EPOOL]
+    if e0 + n_ex > e_next.shape[0]:
+        return _grow(counts, ST_E_NEXT)
+    g = -1
+    if n_direct:
+        sym_buf[:n_direct].sort()
+        g = _group_of(gram, st, n_direct)
+        if g == GROW:
+            return GROW
+    # The terminals the set expects: its explicit items' and its group's. Usually the explicit
+    # items expect nothing outside the group, and the group's terminal set is reused.
+    in_group = g >= 0
+    if in_group:
+        t0, t1 = groups[g, GROUP_T0], groups[g, GROUP_T1]
+        for k in range(n_ex):
+            t = ex_next[k]
+            if t < num_t:
+                at = _lower_bound(gterms, t0, t1, t)
+                if at == t1 or gterms[at] != t:
+                    in_group = False
+                    break
+    if in_group and groups[g, GROUP_TSET] >= 0:
+        ts = groups[g, GROUP_TSET]
+    else:
+        counts[C_GEN] += 1
+        tgen = counts[C_GEN]
+        n_terms = 0
+        for k in range(n_ex):
+            t = ex_next[k]
+            if t < num_t and sym_stamp[t] != tgen:
+                sym_stamp[t] = tgen
+                sym_buf[n_terms] = t
+                n_terms += 1
+        if g >= 0:
+            for k in range(groups[g, GROUP_T0], groups[g, GROUP_T1]):
+                t = gterms[k]
+                if sym_stamp[t] != tgen:
+                    sym_stamp[t] = tgen
+                    sym_buf[n_terms] = t
+                    n_terms += 1
+        sym_buf[:n_terms].sort()
+        ts = _terminal_set_of(st, n_terms)
+        if ts == GROW:
+            return GROW
+        if in_group:
+            groups[g, GROUP_TSET] = ts
+    # Sorted by next symbol (binary searches), through (next << 32 | index) keys in the free stack.
+    for k in range(n_ex):
+        work[k] = (np.int64(ex_next[k]) << 32) | k
+    work[:n_ex].sort()
+    for k in range(n_ex):
+        j = work[k] & 0xFFFFFFFF
+        e_next[e0 + k] = ex_next[j]
+        e_item[e0 + k] = ex_item[j]
+        e_origin[e0 + k] = ex_origin[j]
+    k0 = counts[C_KPOOL]
+    kpool[k0 : k0 + n_kernel] = buf[:n_kernel]
+    sets[s, SET_K0] = k0
+    sets[s, SET_K1] = k0 + n_kernel
+    sets[s, SET_E0] = e0
+    sets[s, SET_E1] = e0 + n_ex
+    sets[s, SET_GROUP] = g
+    sets[s, SET_TSET] = ts
+    sets[s, SET_ACCEPTING] = accepting
+    counts[C_KPOOL] = k0 + n_kernel
+    counts[C_EPOOL] = e0 + n_ex
+    counts[C_SETS] = s + 1
+    if slot >= 0:
+        set_slots[slot] = s
+    return s
+
+
+@numba.njit(cache=True, inline="always")
+def earley_scan(
+    gram: tuple, st: tuple, s: int, terms: np.ndarray, t0: int, t1: int
+) -> int:  # pragma: no cover - numba
+    """The set after a lexeme that is any of ``terms[t0:t1]`` from set ``s``: ``-1`` refused, or ``GROW``.
+
+    Sets are interned by kernel (the scanned items with their origins), so equal kernels give
+    the same set.
+    """
+    counts, sets, kpool, e_next, e_item, e_origin = st[0], st[1], st[2], st[3], st[4], st[5]
+    groups, gi_next, gi_item, set_slots, buf = st[6], st[8], st[9], st[13], st[20]
+    n = 0
+    cap = buf.shape[0]
+    g = sets[s, SET_GROUP]
+    for j in range(t0, t1):
+        t = terms[j]
+        hi = sets[s, SET_E1]
+        for k in range(_lower_bound(e_next, sets[s, SET_E0], hi, t), hi):
+            if e_next[k] != t:
+                break
+            if n == cap:
+                return _grow(counts, ST_WORK)
+            buf[n] = (np.int64(e_item[k] + 1) << ORIGIN_BITS) | e_origin[k]
+            n += 1
+        if g >= 0:
+            hi = groups[g, GROUP_I1]
+            for k in range(_lower_bound(gi_next, groups[g, GROUP_I0], hi, t), hi):
+                if gi_next[k] != t:
+                    break
+                if n == cap:
+                    return _grow(counts, ST_WORK)
+                buf[n] = (np.int64(gi_item[k] + 1) << ORIGIN_BITS) | s
+                n += 1
+    if n == 0:
+        return -1
+    # An item expects one symbol and explicit origins are older than s: the pairs are distinct.
+    buf[:n].sort()
+    found = _intern_find(set_slots, sets, SET_K0, SET_K1, kpool, buf, n)
+    if found >= 0:
+        return found
+    return earley_close(gram, st, n, False, -1 - found)
+
+
+@numba.njit(cache=True, inline="always")
+def parser_transition(
+    gram: tuple, st: tuple, tr: tuple, acc_t0: np.ndarray, acc_terms: np.ndarray, p: int, acc: int
+) -> int:  # pragma: no cover - numba
+    """The set after a lexeme of accepted terminal set ``acc`` from set ``p`` (memoized).
+
+    ``tr`` is ``(keys, vals, count)`` of the lasting transition table, then of the speculative
+    one: a transition goes to the speculative table when either end is a speculative set
+    (id ``>= counts[C_MARK]``). Returns the set id, ``-1`` when refused, or ``GROW``.
+    """
+    lkeys, lvals, lcount, skeys, svals, scount = tr
+    counts = st[0]
+    key = p * ACC_STRIDE + acc
+    nxt = hash_get(lkeys, lvals, key)
+    if nxt == -2:
+        nxt = hash_get(skeys, svals, key)
+    if nxt != -2:
+        return nxt
+    if 2 * (lcount[0] + 1) > lkeys.shape[0]:
+        return _grow(counts, NEED_TRANS)
+    if 2 * (scount[0] + 1) > skeys.shape[0]:
+        return _grow(counts, NEED_SPEC_TRANS)
+    nxt = earley_scan(gram, st, p, acc_terms, acc_t0[acc], acc_t0[acc + 1])
+    if nxt == GROW:
+        return GROW
+    mark = counts[C_MARK]
+    if p < mark and nxt < mark:
+        hash_put(lkeys, lvals, key, nxt)
+        lcount[0] += 1
+    else:
+        hash_put(skeys, svals, key, nxt)
+        scount[0] += 1
+    return nxt
+
+
+# --- the lexer's states and rows on integer arrays -----------------------------------------------
+#
+# The lexer store (see structgen.automata.grammar.lexer.LazyLexer) is a tuple of arrays; the LX_*
+# constants are positions in it. A lexer state is interned by its key: a start flag (1: a lexeme
+# start) followed by its sorted codes ``global_dfa_state << 1 | guard_only``. An accepted terminal
+# set is interned by ``[ignore_only, terminals...]``.
+
+LX_COUNTS, LX_TABLE, LX_POOL, LX_SLOTS, LX_TRANS, LX_ACC, LX_HAS_EXIT = 0, 1, 2, 3, 4, 5, 6
+LX_ACC_TABLE, LX_ACC_POOL, LX_ACC_SLOTS, LX_ACC_IGNORE, LX_BUF, LX_ROW = 7, 8, 9, 10, 11, 12
+# counts[...] of the lexer store.
+L_STATES, L_POOL, L_ACCS, L_ACC_POOL, L_NEED = 0, 1, 2, 3, 4
+TOO_MANY_STATES = -5
+
+
+@numba.njit(cache=True, inline="always")
+def _lexer_grow(counts: np.ndarray, what: int) -> int:  # pragma: no cover - numba
+    counts[L_NEED] = what
+    return GROW
+
+
+@numba.njit(cache=True)
+def _lexer_accepting(lxs: tuple, lxd: tuple, lo: int, hi: int) -> int:  # pragma: no cover - numba
+    """The accepted terminal set of the state whose codes are ``pool[lo:hi]``: id, ``-1`` or ``GROW``."""
+    _, g_accepting, g_terminal, priorities, ignored, _ = lxs
+    counts, pool, acc_table, acc_pool, acc_slots, acc_ignore = lxd[0], lxd[2], lxd[7], lxd[8], lxd[9], lxd[10]
+    best = np.int64(-(1 << 62))
+    found = False
+    for k in range(lo, hi):
+        g = pool[k] >> 1
+        if g_accepting[g]:
+            found = True
+            best = max(best, priorities[g_terminal[g]])
+    if not found:
+        return -1
+    kept = 0
+    for k in range(lo, hi):  # codes are sorted by terminal: the key comes out sorted
+        g = pool[k] >> 1
+        t = g_terminal[g]
+        if g_accepting[g] and priorities[t] == best and not ignored[t]:
+            kept += 1
+    ignore_only = kept == 0
+    n_acc = counts[L_ACCS]
+    a0 = counts[L_ACC_POOL]
+    if n_acc >= acc_table.shape[0] or n_acc >= acc_ignore.shape[0]:
+        return _lexer_grow(counts, LX_ACC_TABLE)
+    if 2 * (n_acc + 1) > acc_slots.shape[0]:
+        return _lexer_grow(counts, LX_ACC_SLOTS)
+    if a0 + 1 + (hi - lo) > acc_pool.shape[0]:
+        return _lexer_grow(counts, LX_ACC_POOL)
+    # Written past the pool's end as the candidate key: committed only when new.
+    acc_pool[a0] = ignore_only
+    n = 1
+    for k in range(lo, hi):
+        g = pool[k] >> 1
+        t = g_terminal[g]
+        if g_accepting[g] and priorities[t] == best and (ignore_only or not ignored[t]):
+            acc_pool[a0 + n] = t
+            n += 1
+    at = _intern_find(acc_slots, acc_table, 0, 1, acc_pool, acc_pool[a0 : a0 + n], n)
+    if at >= 0:
+        return at
+    acc_table[n_acc, 0] = a0
+    acc_table[n_acc, 1] = a0 + n
+    acc_ignore[n_acc] = ignore_only
+    acc_slots[-1 - at] = n_acc
+    counts[L_ACCS] = n_acc + 1
+    counts[L_ACC_POOL] = a0 + n
+    return n_acc
+
+
+@numba.njit(cache=True)
+def lexer_intern(lxs: tuple, lxd: tuple, n: int) -> int:  # pragma: no cover - numba
+    """The id of the lexer state keyed ``buf[:n]`` (interned if new), or ``GROW`` / ``TOO_MANY_STATES``."""
+    max_states = lxs[5]
+    counts, table, pool, slots, trans, acc, has_exit, buf = (
+        lxd[0],
+        lxd[1],
+        lxd[2],
+        lxd[3],
+        lxd[4],
+        lxd[5],
+        lxd[6],
+        lxd[11],
+    )
+    found = _intern_find(slots, table, 0, 1, pool, buf, n)
+    if found >= 0:
+        return found
+    s = counts[L_STATES]
+    if s >= max_states:
+        return TOO_MANY_STATES
+    if s >= table.shape[0] or s >= trans.shape[0] or s >= acc.shape[0] or s >= has_exit.shape[0]:
+        return _lexer_grow(counts, LX_TABLE)
+    if 2 * (s + 1) > slots.shape[0]:
+        return _lexer_grow(counts, LX_SLOTS)
+    p0 = counts[L_POOL]
+    if p0 + n > pool.shape[0]:
+        return _lexer_grow(counts, LX_POOL)
+    pool[p0 : p0 + n] = buf[:n]
+    accepted = _lexer_accepting(lxs, lxd, p0 + 1, p0 + n)
+    if accepted == GROW:
+        return GROW
+    table[s, 0] = p0
+    table[s, 1] = p0 + n
+    trans[s, :] = -2
+    acc[s] = accepted
+    has_exit[s] = False
+    slots[-1 - found] = s
+    counts[L_POOL] = p0 + n
+    counts[L_STATES] = s + 1
+    return s
+
+
+@numba.njit(cache=True)
+def lexer_row(lxs: tuple, lxd: tuple, state: int) -> int:  # pragma: no cover - numba
+    """Compute the transition row of lexer state ``state``: ``0``, ``GROW`` or ``TOO_MANY_STATES``.
+
+    Byte ``b`` keeps the codes whose DFA can read it: none is ``DEAD`` (-1), only guard-only ones
+    ``BLOCKED`` (-3), otherwise the interned successor.
+    """
+    gtrans = lxs[0]
+    table, pool, trans, has_exit, buf, row = lxd[1], lxd[2], lxd[4], lxd[6], lxd[11], lxd[12]
+    lo = table[state, 0] + 1
+    hi = table[state, 1]
+    prev_n = -1
+    prev_id = 0
+    for b in range(256):
+        buf[0] = 0
+        n = 1
+        real = False
+        for k in range(lo, hi):
+            code = pool[k]
+            g2 = gtrans[code >> 1, b]
+            if g2 >= 0:
+                buf[n] = (np.int64(g2) << 1) | (code & 1)
+                n += 1
+                real = real or (code & 1) == 0
+        if n == 1:
+            row[b] = -1
+            continue
+        if not real:
+            row[b] = -3
+            continue
+        # Neighbouring bytes often lead to the same successor: compare with the last one.
+        same = n == prev_n
+        if same:
+            for k in range(1, n):
+                if buf[k] != buf[n + k]:
+                    same = False
+                    break
+        if not same:
+            prev_id = lexer_intern(lxs, lxd, n)
+            if prev_id < 0:
+                return prev_id
+            prev_n = n
+            for k in range(1, n):
+                buf[n + k] = buf[k]
+        row[b] = prev_id
+    exit_ = False
+    for b in range(256):
+        trans[state, b] = row[b]
+        exit_ = exit_ or row[b] != -1
+    has_exit[state] = exit_
+    return 0
 
 
 # --- the mask walks ------------------------------------------------------------------------------
@@ -153,25 +784,28 @@ def lexeme_walk(
     token_ids: np.ndarray,
     lex_trans: np.ndarray,
     lexer0: int,
+    root: int,
     out: np.ndarray,
     bnodes: np.ndarray,
     blex: np.ndarray,
     stack: np.ndarray,
     resume: np.ndarray,
 ) -> tuple[int, int]:  # pragma: no cover - numba
-    """Tokens inside the lexeme from ``lexer0`` (ORed into ``out``) and the boundary nodes.
+    """Tokens below node ``root`` inside the lexeme (ORed into ``out``) and the boundary nodes.
 
-    ``resume[0]`` is the next node (start with 1), ``resume[1]`` the number of boundaries stored
-    in ``bnodes`` (node) / ``blex`` (lexer state of its parent), start with 0. ``stack`` holds one
-    lexer state per depth. Returns ``(status, info)``: ``DONE``; ``NEED_ROW`` with the lexer state
-    whose row is missing; ``NEED_SPACE`` when the boundary arrays are full.
+    ``root`` is ``0`` (the trie's root: ``lexer0`` before any byte) or a node whose subtree the
+    mask walk hands over, with the lexer state after its byte. ``resume[0]`` is the next node
+    (start with ``root + 1``), ``resume[1]`` the number of boundaries stored in ``bnodes`` (node)
+    / ``blex`` (lexer state of its parent), start with 0. ``stack`` holds one lexer state per
+    depth. Returns ``(status, info)``: ``DONE``; ``NEED_ROW`` with the lexer state whose row is
+    missing; ``NEED_SPACE`` when the boundary arrays are full.
     """
-    n_nodes = node_byte.shape[0]
-    stack[0] = lexer0
+    end = node_skip[root] if root else node_byte.shape[0]
+    stack[node_depth[root]] = lexer0
     i = resume[0]
     n_b = resume[1]
     cap_b = bnodes.shape[0]
-    while i < n_nodes:
+    while i < end:
         d = node_depth[i]
         lx = stack[d - 1]
         nl = lex_trans[lx, node_byte[i]]
@@ -210,11 +844,11 @@ def walk_entries(
     lex_trans: np.ndarray,
     lex_acc: np.ndarray,
     acc_ignore: np.ndarray,
-    hkeys: np.ndarray,
-    hvals: np.ndarray,
-    tkeys: np.ndarray,
-    tvals: np.ndarray,
-    p_lex0: np.ndarray,
+    gram: tuple,
+    st: tuple,
+    tr: tuple,
+    acc_t0: np.ndarray,
+    acc_terms: np.ndarray,
     e_node: np.ndarray,
     e_parser: np.ndarray,
     e_lexer: np.ndarray,
@@ -226,23 +860,41 @@ def walk_entries(
     pend_parser: np.ndarray,
     pend_lexer: np.ndarray,
     miss: np.ndarray,
-    miss_node: np.ndarray,
-) -> tuple[int, int]:  # pragma: no cover - numba
+    min_subtree: int,
+    sub: tuple,
+    def_node: np.ndarray,
+    def_lexer: np.ndarray,
+) -> tuple[int, int, int]:  # pragma: no cover - numba
     """OR into ``out`` the allowed tokens of the subtrees of the first ``n_entries`` entries.
 
-    Parser transitions are looked up in the table ``hkeys/hvals``, then in ``tkeys/tvals`` (the
-    speculative transitions of the mask being computed).
+    Entry ``j`` is node ``e_node[j]`` whose parent's state is ``(e_parser[j], e_lexer[j])``. A
+    lexeme that ends moves the parser on with :func:`parser_transition` (parser store ``st``,
+    transition tables ``tr``, accepted terminal sets ``acc_t0/acc_terms``), which builds the new
+    set when the transition is not memoized yet.
 
-    Entry ``j`` is node ``e_node[j]`` whose parent's state is ``(e_parser[j], e_lexer[j])``.
-    Returns ``(pending, missing)``: the entries written to ``pend_*`` for the next pass and the
-    missing table entries written to ``miss`` (``-1 - lexer_state`` for a missing lexer row, the
-    key ``parser * ACC_STRIDE + acc`` for a missing parser transition), with the node that needed
-    each in ``miss_node``. The ``pend_*`` and ``miss*`` arrays must have room for one item per
-    trie node.
+    Below a node where a new lexeme starts and whose subtree has more than ``min_subtree``
+    nodes, the lexeme part does not depend on the parser: it comes from the subtree cache ``sub``
+    (``(keys, vals, table, tokens, bnodes, blexers)``, see
+    :class:`~structgen.automata.grammar.engine.SubtreeCache`), keyed ``node * LEX_STRIDE +
+    lexer``: its tokens are allowed and its boundary nodes become entries of this pass. When the
+    cache has no entry the node pends and is written to ``def_node`` / ``def_lexer`` for the
+    caller to fill the cache.
+
+    Returns ``(pending, missing, deferred)``: the entries written to ``pend_*`` for the next pass,
+    the missing table entries written to ``miss`` (``-1 - lexer_state`` for a missing lexer row,
+    a terminal set id ``>= 0`` whose lexeme start state is unknown) and the missing subtree cache
+    entries. An entry also pends when the parser store ran out of room (``counts[C_NEED]`` says
+    which array to grow). The ``e_*`` (entries are appended), ``pend_*``, ``miss`` and ``def_*``
+    arrays must have room for one item per trie node.
     """
+    sets, tsets = st[1], st[11]
+    lkeys, lvals, skeys, svals = tr[0], tr[1], tr[3], tr[4]
+    sub_keys, sub_vals, sub_table, sub_tokens, sub_bnodes, sub_blexers = sub
     n_pend = 0
     n_miss = 0
-    for j in range(n_entries):
+    n_def = 0
+    j = 0
+    while j < n_entries:
         i = e_node[j]
         base = node_depth[i] - 1
         stack_p[0] = e_parser[j]
@@ -255,10 +907,10 @@ def walk_entries(
             b = node_byte[i]
             nl = lex_trans[lx, b]
             nxt_p = p
+            started = nl < 0
             if nl < 0:
                 if nl == -2:
                     miss[n_miss] = -1 - lx
-                    miss_node[n_miss] = i
                     n_miss += 1
                     pend_node[n_pend] = i
                     pend_parser[n_pend] = p
@@ -274,27 +926,37 @@ def walk_entries(
                     i = node_skip[i]
                     continue
                 if not acc_ignore[acc]:
+                    # Memoized transitions are looked up here: calls taking the whole store
+                    # cost more than the lookup.
                     key = p * ACC_STRIDE + acc
-                    nxt_p = hash_get(hkeys, hvals, key)
+                    nxt_p = hash_get(lkeys, lvals, key)
                     if nxt_p == -2:
-                        nxt_p = hash_get(tkeys, tvals, key)
-                    if nxt_p < 0:
+                        nxt_p = hash_get(skeys, svals, key)
                         if nxt_p == -2:
-                            miss[n_miss] = key
-                            miss_node[n_miss] = i
-                            n_miss += 1
+                            nxt_p = parser_transition(gram, st, tr, acc_t0, acc_terms, p, acc)
+                    if nxt_p < 0:
+                        if nxt_p == GROW:
                             pend_node[n_pend] = i
                             pend_parser[n_pend] = p
                             pend_lexer[n_pend] = lx
                             n_pend += 1
                         i = node_skip[i]
                         continue
-                l0 = p_lex0[nxt_p]
+                ts = sets[nxt_p, SET_TSET]
+                l0 = tsets[ts, TSET_LEX0]
+                if l0 == UNKNOWN_START:
+                    miss[n_miss] = ts
+                    n_miss += 1
+                    pend_node[n_pend] = i
+                    pend_parser[n_pend] = p
+                    pend_lexer[n_pend] = lx
+                    n_pend += 1
+                    i = node_skip[i]
+                    continue
                 nl = lex_trans[l0, b]
                 if nl < 0:
                     if nl == -2:
                         miss[n_miss] = -1 - l0
-                        miss_node[n_miss] = i
                         n_miss += 1
                         pend_node[n_pend] = i
                         pend_parser[n_pend] = p
@@ -307,8 +969,30 @@ def walk_entries(
             for k in range(token_start[i], token_start[i + 1]):
                 t = token_ids[k]
                 out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+            if started and node_skip[i] - i > min_subtree:
+                entry = hash_get(sub_keys, sub_vals, i * LEX_STRIDE + nl)
+                if entry < 0:
+                    def_node[n_def] = i
+                    def_lexer[n_def] = nl
+                    n_def += 1
+                    pend_node[n_pend] = i
+                    pend_parser[n_pend] = p
+                    pend_lexer[n_pend] = lx
+                    n_pend += 1
+                else:
+                    for k in range(sub_table[entry, 0], sub_table[entry, 1]):
+                        t = sub_tokens[k]
+                        out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+                    for k in range(sub_table[entry, 2], sub_table[entry, 3]):
+                        e_node[n_entries] = sub_bnodes[k]
+                        e_parser[n_entries] = nxt_p
+                        e_lexer[n_entries] = sub_blexers[k]
+                        n_entries += 1
+                i = node_skip[i]
+                continue
             i += 1
-    return n_pend, n_miss
+        j += 1
+    return n_pend, n_miss, n_def
 
 
 @numba.njit(cache=True)
@@ -318,40 +1002,6 @@ def hash_put_many(
     """:func:`hash_put` for several pairs (the table must have room for them)."""
     for k in range(new_keys.shape[0]):
         hash_put(keys, vals, new_keys[k], new_vals[k])
-
-
-@numba.njit(cache=True)
-def byte_runs_below(node_byte: np.ndarray, node_depth: np.ndarray) -> np.ndarray:  # pragma: no cover
-    """``runs[i]``: the longest run of ``node_byte[i]`` on a trie path starting at node ``i``."""
-    n = node_byte.shape[0]
-    parent = np.zeros(n, np.int32)
-    last_at_depth = np.zeros(node_depth.max() + 2, np.int32)
-    for i in range(1, n):
-        d = node_depth[i]
-        parent[i] = last_at_depth[d - 1]
-        last_at_depth[d] = i
-    runs = np.ones(n, np.int32)
-    for i in range(n - 1, 0, -1):
-        p = parent[i]
-        if p > 0 and node_byte[p] == node_byte[i] and runs[i] + 1 > runs[p]:
-            runs[p] = runs[i] + 1
-    return runs
-
-
-def byte_runs_below_reference(node_byte: np.ndarray, node_depth: np.ndarray) -> np.ndarray:
-    """Plain-Python :func:`byte_runs_below`."""
-    n = node_byte.shape[0]
-    parent = [0] * n
-    last = {0: 0}
-    for i in range(1, n):
-        parent[i] = last[int(node_depth[i]) - 1]
-        last[int(node_depth[i])] = i
-    runs = np.ones(n, np.int32)
-    for i in range(n - 1, 0, -1):
-        p = parent[i]
-        if p > 0 and node_byte[p] == node_byte[i]:
-            runs[p] = max(runs[p], runs[i] + 1)
-    return runs
 
 
 def _set_bit(out: np.ndarray, t: int) -> None:
@@ -366,6 +1016,7 @@ def lexeme_walk_reference(
     token_ids: np.ndarray,
     lex_trans: np.ndarray,
     lexer0: int,
+    root: int,
     out: np.ndarray,
     bnodes: np.ndarray,
     blex: np.ndarray,
@@ -373,9 +1024,9 @@ def lexeme_walk_reference(
     resume: np.ndarray,
 ) -> tuple[int, int]:
     """Plain-Python :func:`lexeme_walk` (same arguments, same results)."""
-    stack[0] = lexer0
+    stack[int(node_depth[root])] = lexer0
     i, n_b = int(resume[0]), int(resume[1])
-    while i < node_byte.shape[0]:
+    while i < (int(node_skip[root]) if root else node_byte.shape[0]):
         d = int(node_depth[i])
         lx = int(stack[d - 1])
         nl = int(lex_trans[lx, node_byte[i]])
@@ -408,11 +1059,11 @@ def walk_entries_reference(
     lex_trans: np.ndarray,
     lex_acc: np.ndarray,
     acc_ignore: np.ndarray,
-    hkeys: np.ndarray,
-    hvals: np.ndarray,
-    tkeys: np.ndarray,
-    tvals: np.ndarray,
-    p_lex0: np.ndarray,
+    gram: tuple,
+    st: tuple,
+    tr: tuple,
+    acc_t0: np.ndarray,
+    acc_terms: np.ndarray,
     e_node: np.ndarray,
     e_parser: np.ndarray,
     e_lexer: np.ndarray,
@@ -424,14 +1075,25 @@ def walk_entries_reference(
     pend_parser: np.ndarray,
     pend_lexer: np.ndarray,
     miss: np.ndarray,
-    miss_node: np.ndarray,
-) -> tuple[int, int]:
-    """Plain-Python :func:`walk_entries` (same arguments, same results)."""
+    min_subtree: int,
+    sub: tuple,
+    def_node: np.ndarray,
+    def_lexer: np.ndarray,
+) -> tuple[int, int, int]:
+    """Plain-Python :func:`walk_entries` (same arguments, same results).
+
+    The parser steps themselves are :func:`parser_transition`'s, which has its own test against
+    the reference recognizer.
+    """
+    sets, tsets = st[ST_SETS], st[ST_TSETS]
+    sub_keys, sub_vals, sub_table, sub_tokens, sub_bnodes, sub_blexers = sub
+    entries = [(int(e_node[j]), int(e_parser[j]), int(e_lexer[j])) for j in range(n_entries)]
     pending: list[tuple[int, int, int]] = []
-    missing: list[tuple[int, int]] = []
+    missing: list[int] = []
+    deferred: list[tuple[int, int]] = []
 
     def step(p: int, lx: int, b: int) -> tuple[int, int] | int | None:
-        """Next ``(parser, lexer)``; ``None`` if refused; an int: the missing table entry."""
+        """Next ``(parser, lexer)``; ``None`` if refused or pending; an int: the missing entry."""
         nl = int(lex_trans[lx, b])
         if nl >= 0:
             return p, nl
@@ -441,42 +1103,62 @@ def walk_entries_reference(
             return None
         acc = int(lex_acc[lx])
         if not acc_ignore[acc]:
-            key = p * ACC_STRIDE + acc
-            nxt = hash_get_reference(hkeys, hvals, key)
-            if nxt == -2:
-                nxt = hash_get_reference(tkeys, tvals, key)
-            if nxt == -2:
-                return key
+            nxt = int(parser_transition(gram, st, tr, acc_t0, acc_terms, p, acc))
+            if nxt == GROW:
+                pending.append((i, p, lx))
+                return None
             if nxt < 0:
                 return None
             p = nxt
-        l0 = int(p_lex0[p])
+        ts = int(sets[p, SET_TSET])
+        l0 = int(tsets[ts, TSET_LEX0])
+        if l0 == UNKNOWN_START:
+            return ts
         nl = int(lex_trans[l0, b])
         if nl == -2:
             return -1 - l0
         return (p, nl) if nl >= 0 else None
 
-    for j in range(n_entries):
-        i = int(e_node[j])
+    j = 0
+    while j < len(entries):
+        i, p0, l0 = entries[j]
+        j += 1
         base = int(node_depth[i]) - 1
-        stack = {0: (int(e_parser[j]), int(e_lexer[j]))}
+        stack = {0: (p0, l0)}
         end = int(node_skip[i])
         while i < end:
             d = int(node_depth[i]) - base
-            p, lx = stack[d - 1]
-            result = step(p, lx, int(node_byte[i]))
+            p_parent, lx = stack[d - 1]
+            result = step(p_parent, lx, int(node_byte[i]))
             if result is None or isinstance(result, int):
                 if isinstance(result, int):
-                    missing.append((result, i))
-                    pending.append((i, p, lx))
+                    missing.append(result)
+                    pending.append((i, p_parent, lx))
                 i = int(node_skip[i])
                 continue
             stack[d] = result
             for k in range(int(token_start[i]), int(token_start[i + 1])):
                 _set_bit(out, int(token_ids[k]))
+            if lex_trans[lx, node_byte[i]] < 0 and int(node_skip[i]) - i > min_subtree:
+                p, nl = result
+                entry = hash_get_reference(sub_keys, sub_vals, i * LEX_STRIDE + nl)
+                if entry < 0:
+                    deferred.append((i, nl))
+                    pending.append((i, p_parent, lx))
+                else:
+                    for k in range(int(sub_table[entry, 0]), int(sub_table[entry, 1])):
+                        _set_bit(out, int(sub_tokens[k]))
+                    for k in range(int(sub_table[entry, 2]), int(sub_table[entry, 3])):
+                        entries.append((int(sub_bnodes[k]), p, int(sub_blexers[k])))
+                i = int(node_skip[i])
+                continue
             i += 1
     for k, (node, p, lx) in enumerate(pending):
         pend_node[k], pend_parser[k], pend_lexer[k] = node, p, lx
-    for k, (key, node) in enumerate(missing):
-        miss[k], miss_node[k] = key, node
-    return len(pending), len(missing)
+    for k, code in enumerate(missing):
+        miss[k] = code
+    for k, (node, lx) in enumerate(deferred):
+        def_node[k], def_lexer[k] = node, lx
+    for k in range(n_entries, len(entries)):
+        e_node[k], e_parser[k], e_lexer[k] = entries[k]
+    return len(pending), len(missing), len(deferred)

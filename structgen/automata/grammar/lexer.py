@@ -30,6 +30,28 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from structgen.automata.byte_dfa import ByteDFA
+from structgen.automata.grammar.kernels import (
+    GROW,
+    L_ACCS,
+    L_NEED,
+    L_STATES,
+    LX_ACC,
+    LX_ACC_IGNORE,
+    LX_ACC_POOL,
+    LX_ACC_SLOTS,
+    LX_ACC_TABLE,
+    LX_BUF,
+    LX_COUNTS,
+    LX_HAS_EXIT,
+    LX_POOL,
+    LX_SLOTS,
+    LX_TABLE,
+    LX_TRANS,
+    TOO_MANY_STATES,
+    intern_rehash,
+    lexer_intern,
+    lexer_row,
+)
 from structgen.errors import ResourceLimitError
 
 UNKNOWN = -2
@@ -40,7 +62,16 @@ Triple = tuple[int, int, bool]
 
 
 class LazyLexer:
-    """Interned lexer states over ``dfas`` and their lazily computed transition rows."""
+    """Interned lexer states over ``dfas`` and their lazily computed transition rows.
+
+    The terminals' DFA states are numbered globally (terminal ``t``'s state ``s`` is
+    ``offset[t] + s``, so global states are ordered by terminal); a lexer state is the sorted
+    codes ``global_state << 1 | guard_only`` of its alive terminals. States, rows and accepted
+    terminal sets live in arrays that the numba kernels
+    :func:`~structgen.automata.grammar.kernels.lexer_row` and
+    :func:`~structgen.automata.grammar.kernels.lexer_intern` fill; ``trans``, ``acc``,
+    ``has_exit`` and ``acc_ignore`` are views the mask kernels read (valid until a row is computed).
+    """
 
     def __init__(
         self,
@@ -56,29 +87,89 @@ class LazyLexer:
         self.ignored = frozenset(ignored)
         self.guards = {g: frozenset(ks) for g, ks in (guards or {}).items()}
         self.max_states = max_states
-        self._states: list[tuple[Triple, ...]] = []
-        self._is_start: list[bool] = []
-        self._index: dict[tuple[bool, tuple[Triple, ...]], int] = {}
+        num_t = len(self.dfas)
+        sizes = [dfa.transitions.shape[0] for dfa in self.dfas]
+        self._offset = np.zeros(num_t + 1, dtype=np.int64)
+        self._offset[1:] = np.cumsum(sizes)
+        moved = [
+            np.where(dfa.transitions >= 0, dfa.transitions + self._offset[t], DEAD)
+            for t, dfa in enumerate(self.dfas)
+        ]
+        self._static = (
+            np.concatenate(moved).astype(np.int32) if moved else np.zeros((0, 256), dtype=np.int32),
+            np.concatenate([dfa.accepting for dfa in self.dfas]) if moved else np.zeros(0, dtype=np.bool_),
+            np.repeat(np.arange(num_t, dtype=np.int32), sizes),
+            np.array(self.priorities, dtype=np.int64),
+            np.array([t in self.ignored for t in range(num_t)], dtype=np.bool_),
+            np.int64(max_states),
+        )
+        self._store: list[np.ndarray] = [
+            np.zeros(5, dtype=np.int64),  # LX_COUNTS
+            np.zeros((64, 2), dtype=np.int64),  # LX_TABLE
+            np.zeros(1024, dtype=np.int64),  # LX_POOL
+            np.full(128, -1, dtype=np.int32),  # LX_SLOTS
+            np.full((64, 256), UNKNOWN, dtype=np.int32),  # LX_TRANS
+            np.full(64, DEAD, dtype=np.int32),  # LX_ACC
+            np.zeros(64, dtype=np.bool_),  # LX_HAS_EXIT
+            np.zeros((16, 2), dtype=np.int64),  # LX_ACC_TABLE
+            np.zeros(256, dtype=np.int64),  # LX_ACC_POOL
+            np.full(32, -1, dtype=np.int32),  # LX_ACC_SLOTS
+            np.zeros(16, dtype=np.bool_),  # LX_ACC_IGNORE
+            np.zeros(2 * num_t + 4, dtype=np.int64),  # LX_BUF: a key and the last one
+            np.zeros(256, dtype=np.int32),  # LX_ROW
+        ]
         self._start_by_terminals: dict[tuple[int, ...], int] = {}
-        self.trans = np.full((64, 256), UNKNOWN, dtype=np.int32)
-        self.acc = np.full(64, DEAD, dtype=np.int32)
-        self.has_exit = np.zeros(64, dtype=np.bool_)
-        self.acc_sets: list[tuple[int, ...]] = []
-        self._acc_index: dict[tuple[tuple[int, ...], bool], int] = {}
-        self.acc_ignore = np.zeros(16, dtype=np.bool_)
+        self._acc_sets: list[tuple[int, ...]] = []
+
+    # --- arrays the kernels read ----------------------------------------------------------------
+
+    @property
+    def trans(self) -> np.ndarray:
+        """``[state, byte]``: next state, ``DEAD``, ``BLOCKED`` or ``UNKNOWN`` (row not computed)."""
+        return self._store[LX_TRANS]
+
+    @property
+    def acc(self) -> np.ndarray:
+        """``[state]``: the accepted terminal set of a lexeme ending there (``DEAD``: none)."""
+        return self._store[LX_ACC]
+
+    @property
+    def has_exit(self) -> np.ndarray:
+        """``[state]``: whether some byte extends the lexeme (valid once the row is computed)."""
+        return self._store[LX_HAS_EXIT]
+
+    @property
+    def acc_ignore(self) -> np.ndarray:
+        """``[acc]``: whether the accepted terminal set is made of ignored terminals only."""
+        return self._store[LX_ACC_IGNORE]
+
+    @property
+    def acc_sets(self) -> list[tuple[int, ...]]:
+        """The terminals of each accepted terminal set, by id."""
+        store = self._store
+        for a in range(len(self._acc_sets), int(store[LX_COUNTS][L_ACCS])):
+            lo, hi = store[LX_ACC_TABLE][a]
+            self._acc_sets.append(tuple(store[LX_ACC_POOL][lo + 1 : hi].tolist()))
+        return self._acc_sets
 
     @property
     def num_states(self) -> int:
         """Number of lexer states interned so far."""
-        return len(self._states)
+        return int(self._store[LX_COUNTS][L_STATES])
 
     def state_terminals(self, state: int) -> tuple[Triple, ...]:
         """The ``(terminal, dfa_state, guard_only)`` triples of ``state``."""
-        return self._states[state]
+        lo, hi = self._store[LX_TABLE][state]
+        out = []
+        for code in self._store[LX_POOL][lo + 1 : hi].tolist():
+            glob = code >> 1
+            t = int(self._static[2][glob])
+            out.append((t, glob - int(self._offset[t]), bool(code & 1)))
+        return tuple(out)
 
     def is_start(self, state: int) -> bool:
         """Whether ``state`` is the start of a lexeme (nothing read yet)."""
-        return self._is_start[state]
+        return bool(self._store[LX_POOL][self._store[LX_TABLE][state, 0]] == 1)
 
     def start_state(self, terminals: Sequence[int]) -> int:
         """The lexeme start state for parser-allowed ``terminals``.
@@ -92,88 +183,57 @@ class LazyLexer:
             return cached
         real = set(key) | self.ignored
         guard_only = {g for g, guarded in self.guards.items() if guarded & set(key)} - real
-        triples = [(t, self.dfas[t].initial, False) for t in real]
-        triples += [(g, self.dfas[g].initial, True) for g in guard_only]
-        state = self._intern(True, tuple(sorted(triples)))
+        codes = [(int(self._offset[t]) + self.dfas[t].initial) << 1 for t in real]
+        codes += [((int(self._offset[g]) + self.dfas[g].initial) << 1) | 1 for g in guard_only]
+        codes.sort()
+        while True:
+            buf = self._store[LX_BUF]
+            buf[0] = 1
+            buf[1 : 1 + len(codes)] = codes
+            state = self._check(lexer_intern(self._static, tuple(self._store), 1 + len(codes)))
+            if state != GROW:
+                break
+            self._grow()
         self._start_by_terminals[key] = state
         return state
 
-    def _intern(self, start: bool, triples: tuple[Triple, ...]) -> int:
-        ident = (start, triples)
-        found = self._index.get(ident)
-        if found is not None:
-            return found
-        sid = len(self._states)
-        if sid >= self.max_states:
+    def _check(self, status: int) -> int:
+        if status == TOO_MANY_STATES:
             raise ResourceLimitError(f"the grammar's lexer needs more than {self.max_states} states")
-        if sid >= self.trans.shape[0]:
-            self._grow(2 * self.trans.shape[0])
-        self._states.append(triples)
-        self._is_start.append(start)
-        self._index[ident] = sid
-        self.acc[sid] = self._resolve_accepting(triples)
-        return sid
+        return status
 
-    def _grow(self, capacity: int) -> None:
-        trans = np.full((capacity, 256), UNKNOWN, dtype=np.int32)
-        trans[: self.trans.shape[0]] = self.trans
-        acc = np.full(capacity, DEAD, dtype=np.int32)
-        acc[: self.acc.shape[0]] = self.acc
-        has_exit = np.zeros(capacity, dtype=np.bool_)
-        has_exit[: self.has_exit.shape[0]] = self.has_exit
-        self.trans, self.acc, self.has_exit = trans, acc, has_exit
-
-    def _resolve_accepting(self, triples: tuple[Triple, ...]) -> int:
-        """Id of the terminal set a lexeme ending in this state is (``-1``: not a lexeme)."""
-        accepting = [t for t, s, _ in triples if self.dfas[t].accepting[s]]
-        if not accepting:
-            return DEAD
-        best = max(self.priorities[t] for t in accepting)
-        top = [t for t in accepting if self.priorities[t] == best]
-        kept = [t for t in top if t not in self.ignored]
-        ignore_only = not kept
-        key = (tuple(top if ignore_only else kept), ignore_only)
-        found = self._acc_index.get(key)
-        if found is not None:
-            return found
-        aid = len(self.acc_sets)
-        self.acc_sets.append(key[0])
-        self._acc_index[key] = aid
-        if aid >= self.acc_ignore.shape[0]:
-            grown = np.zeros(2 * self.acc_ignore.shape[0], dtype=np.bool_)
-            grown[: self.acc_ignore.shape[0]] = self.acc_ignore
-            self.acc_ignore = grown
-        self.acc_ignore[aid] = ignore_only
-        return aid
-
-    def _successor(self, triples: tuple[Triple, ...], column: np.ndarray) -> int:
-        """Row entry for the DFA states ``column`` (one per triple) reached by one byte."""
-        succ = tuple((t, int(s2), g) for (t, _, g), s2 in zip(triples, column, strict=True) if s2 >= 0)
-        if not succ:
-            return DEAD
-        if all(g for _, _, g in succ):
-            return BLOCKED
-        return self._intern(False, succ)
+    def _grow(self) -> None:
+        """Grow what a kernel asked for (``counts[L_NEED]``), doubling it."""
+        store = self._store
+        counts = store[LX_COUNTS]
+        what = int(counts[L_NEED])
+        if what == LX_TABLE:
+            fills = {LX_TABLE: 0, LX_TRANS: UNKNOWN, LX_ACC: DEAD, LX_HAS_EXIT: False}
+        elif what == LX_ACC_TABLE:
+            fills = {LX_ACC_TABLE: 0, LX_ACC_IGNORE: False}
+        elif what in (LX_SLOTS, LX_ACC_SLOTS):
+            table, pool, count = (
+                (LX_TABLE, LX_POOL, L_STATES) if what == LX_SLOTS else (LX_ACC_TABLE, LX_ACC_POOL, L_ACCS)
+            )
+            slots = np.full(2 * store[what].shape[0], -1, dtype=np.int32)
+            intern_rehash(slots, store[table], 0, 1, store[pool], 0, int(counts[count]))
+            store[what] = slots
+            return
+        else:
+            fills = {what: 0}
+        for k, fill in fills.items():
+            old = store[k]
+            grown = np.full((2 * old.shape[0], *old.shape[1:]), fill, dtype=old.dtype)
+            grown[: old.shape[0]] = old
+            store[k] = grown
 
     def ensure_row(self, state: int) -> np.ndarray:
         """The transition row of ``state``, computing it (and interning successors) if needed."""
         row = self.trans[state]
         if row[0] != UNKNOWN:
             return row
-        triples = self._states[state]
-        if triples:
-            matrix = np.stack([self.dfas[t].transitions[s] for t, s, _ in triples], axis=1)  # [256, k]
-            columns = np.ascontiguousarray(matrix).view(np.dtype((np.void, matrix.shape[1] * 4))).ravel()
-            _, first, inverse = np.unique(columns, return_index=True, return_inverse=True)
-            ids = np.array([self._successor(triples, matrix[b]) for b in first], dtype=np.int32)
-            new_row = ids[inverse.reshape(-1)]
-        else:  # nothing may follow: the parser is done and nothing is ignored
-            new_row = np.full(256, DEAD, dtype=np.int32)
-        # The table may have been reallocated by _intern: write into the current one.
-        self.trans[state] = new_row
-        # BLOCKED bytes count as exits: they extend the lexeme (and refuse the output), so the
-        # lexeme must not be ended early in front of them.
-        self.has_exit[state] = bool((new_row != DEAD).any())
+        while self._check(lexer_row(self._static, tuple(self._store), state)) == GROW:
+            self._grow()
         return self.trans[state]
 
     def step(self, state: int, byte: int) -> int:
