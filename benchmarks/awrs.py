@@ -6,7 +6,10 @@ JSONSchemaBench/MaskBench set (``<repo>/../shared/data/jsonschemabench/*.jsonl.g
 groups: each round visits every group in a seeded order and takes that group's next schema of a seeded
 permutation. The prompt (chat template, user turn) asks for JSON matching the schema and includes the
 schema text (compact, cut at ``--schema-chars``). Decoding stops at EOS, when the constraint allows
-nothing more, or after ``--max-new-tokens``. Every complete output is parsed and validated with
+nothing more, or after ``--max-new-tokens``, which is part of the constraint (every constrained sampler's
+matcher is a :class:`~structgen.completion.BudgetMatcher`: near the end of the budget only tokens after
+which the output can still be completed in time are allowed; ``--no-token-budget`` turns that off; the
+table counts the tokens decided under that test). Every complete output is parsed and validated with
 ``jsonschema`` (the validator of the schema's ``$schema``, Draft 2020-12 when absent, with format
 checking, since structgen asserts formats). Schemas whose compile raises a structgen
 ``ConstraintError`` are skipped and counted (so are other compile exceptions, listed separately).
@@ -63,6 +66,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from structgen.completion import budgeted_matcher  # noqa: E402
 from structgen.errors import ConstraintError  # noqa: E402
 from structgen.generate import build_constraint, encode_prompt  # noqa: E402
 from structgen.sampling import kernels  # noqa: E402
@@ -285,23 +289,23 @@ def run_case(case: Case, loaded: Any, params: SamplingParams, args: argparse.Nam
     try:
         constraint, result["compile_s"] = compile_case(case, vocab)
         # One constraint per constrained sampler: their caches must not help each other.
-        constraints = {
-            "awrs": constraint,
-            "awrs-nw": compile_case(case, vocab)[0],
-            "mask": compile_case(case, vocab)[0],
-        }
+        constraints = {"awrs": constraint, "awrs-nw": compile_case(case, vocab)[0]}
+        if not args.skip_mask:
+            constraints["mask"] = compile_case(case, vocab)[0]
     except ConstraintError as exc:
         result.update(status="compile_error", error=f"{type(exc).__name__}: {exc}")
         return result
     except Exception as exc:  # a compiler bug: reported in the table, the other cases still run
         result.update(status="compile_crash", error=f"{type(exc).__name__}: {exc}")
         return result
-    matchers = {name: c.matcher() for name, c in constraints.items()}
+    budget = None if args.no_token_budget else args.max_new_tokens
+    matchers = {name: budgeted_matcher(c, budget) for name, c in constraints.items()}
     samplers: dict[str, TokenSampler] = {
         "awrs": RejectionSampler(params, max_checks=args.max_checks),
         "awrs-nw": RejectionSampler(params, max_checks=args.max_checks, estimate_weight=False),
         "mask": MaskSampler(params),
     }
+    running = [name for name in SAMPLERS if name != "mask" or not args.skip_mask]
     rngs = {name: np.random.default_rng([args.seed, k]) for k, name in enumerate(SAMPLERS)}
     lm = CachedLM(loaded.model)
     pending = encode_prompt(loaded.tokenizer, case.prompt, True)
@@ -311,6 +315,7 @@ def run_case(case: Case, loaded: Any, params: SamplingParams, args: argparse.Nam
     checks: list[int] = []
     checks_nw: list[int] = []
     fallbacks = 0
+    budget_steps = 0
     generated: list[int] = []
     stopped = "length"
     try:
@@ -326,8 +331,8 @@ def run_case(case: Case, loaded: Any, params: SamplingParams, args: argparse.Nam
             # Rotate the call order every step: the first sampler after the forward pass finds
             # colder CPU caches, and no sampler should always pay for that.
             token = -1
-            for k in range(len(SAMPLERS)):
-                name = SAMPLERS[(step + k) % len(SAMPLERS)]
+            for k in range(len(running)):
+                name = running[(step + k) % len(running)]
                 if name == "uncon":
                     seconds, _ = timed(
                         args.repeats, sample_unconstrained, logits, vocab.size, params, rngs[name]
@@ -343,11 +348,17 @@ def run_case(case: Case, loaded: Any, params: SamplingParams, args: argparse.Nam
                     elif name == "awrs-nw":
                         checks_nw.extend(r.checks for r in results)
                 times[name].append(seconds)
+            # Asked after sampling, so the distance work stays inside the timed sampler calls.
+            budget_steps += int(budget is not None and matchers["awrs"].budget_active())
             if token in vocab.eos_token_ids:
                 stopped = "eos"
                 break
-            for matcher in matchers.values():
-                matcher.advance(token)
+            for name, matcher in matchers.items():
+                if budget is None or name == "awrs":
+                    matcher.advance(token)
+                else:
+                    # Another compile's searches may have found other completions: follow AWRS.
+                    matcher.advance(token, check_budget=False)
             generated.append(token)
             pending = [token]
             if matchers["awrs"].is_finished():
@@ -368,6 +379,7 @@ def run_case(case: Case, loaded: Any, params: SamplingParams, args: argparse.Nam
         checks=checks,
         checks_nw=checks_nw,
         fallbacks=fallbacks,
+        budget_steps=budget_steps,
     )
     if case.kind == "schema" and result["complete"]:
         result["validation"], result["validation_error"] = validate(case.source, text)
@@ -431,6 +443,14 @@ def summary(results: list[dict[str, Any]], vocab_size: int, args: argparse.Names
             f"{np.mean(checks_nw):.2f} / {p99(checks_nw):.1f}",
         )
         row("AWRS mask fallbacks (check budget spent)", f"{100 * fallbacks / len(checks):.2f}% of tokens")
+        budget_steps = sum(r["budget_steps"] for r in ran)
+        row(
+            "tokens decided under the token-budget test",
+            f"{budget_steps} ({100 * budget_steps / len(checks):.2f}% of tokens, "
+            f"{sum(1 for r in ran if r['budget_steps'])} outputs)"
+            if not args.no_token_budget
+            else "- (--no-token-budget)",
+        )
     row(
         "forward per token (decode steps): mean / median",
         f"{1e3 * fwd_mean:.2f} ms / {1e3 * statistics.median(forward):.2f} ms"
@@ -494,6 +514,11 @@ def main() -> None:
     parser.add_argument("--schema-chars", type=int, default=1500, help="schema text kept in the prompt")
     parser.add_argument("--regex", action="store_true", help="also run the regex cases")
     parser.add_argument("--max-new-tokens", type=int, default=384, help="token limit per output")
+    parser.add_argument(
+        "--no-token-budget",
+        action="store_true",
+        help="do not make the token limit part of the constraint (structgen.completion.BudgetMatcher)",
+    )
     parser.add_argument("--repeats", type=int, default=1, help="timed calls per sampler per step (median)")
     parser.add_argument(
         "--threads",
@@ -512,6 +537,11 @@ def main() -> None:
         help="CTRL-style penalty on generated tokens, applied to the logits every sampler sees (1 = off)",
     )
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+    parser.add_argument(
+        "--skip-mask",
+        action="store_true",
+        help="do not run the full-mask sampler (its budget-filtered masks are slow near the end)",
+    )
     parser.add_argument("--only", default="", help="comma-separated case names to run")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "out" / "awrs.json")
     args = parser.parse_args()
@@ -577,7 +607,8 @@ def main() -> None:
         f"{args.schema_seed}{', regex cases' if args.regex else ''}); SmolLM2-135M-Instruct float32 on "
         f"{platform.processor() or platform.machine()} ({os.cpu_count()} CPUs), torch threads "
         f"{torch.get_num_threads()}; {params}; repetition penalty {args.repetition_penalty}; max_checks "
-        f"{args.max_checks}; {args.repeats} timed call(s) "
+        f"{args.max_checks}; token budget {'off' if args.no_token_budget else 'on'}; "
+        f"{args.repeats} timed call(s) "
         f"per sampler per step; run took {time.perf_counter() - started:.0f}s"
     )
     print(summary(results, loaded.vocab.size, args, header))

@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--particles", type=int, default=8, metavar="N", help="SMC particles (default 8)")
     gen.add_argument("--ess-threshold", type=float, default=0.5, metavar="F", help="SMC resampling threshold")
     gen.add_argument("--no-chat-template", action="store_true", help="send the prompt as raw text")
+    gen.add_argument(
+        "--no-token-budget",
+        action="store_true",
+        help="do not make --max-new-tokens part of the constraint (outputs may then be cut)",
+    )
     gen.add_argument("--quiet", action="store_true", help="print no progress or statistics on stderr")
     return parser
 
@@ -143,6 +148,7 @@ def _generate(args: argparse.Namespace) -> int:
         particles=args.particles,
         ess_threshold=args.ess_threshold,
         chat_template=not args.no_chat_template,
+        token_budget=not args.no_token_budget,
         **kwargs,
     )
     sys.stdout.write(result.text + "\n")

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from structgen.completion import BudgetMatcher, budgeted_matcher
 from structgen.errors import IncompleteOutputError
 from structgen.matcher import Constraint, Matcher
 from structgen.models import LoadedModel, resolve_model
@@ -43,7 +44,8 @@ class GenerationResult:
     ``tokens``, ``sampled_tokens``, ``forced_tokens``, ``prompt_tokens``, ``forward_passes``,
     ``seconds`` (the whole call, model loading excluded), ``model_seconds`` (forward passes),
     ``constraint_seconds`` (sampler + matcher work: masks, checks, forced tokens),
-    ``steps_seconds`` (extra pipeline steps), ``compile_seconds``, ``stopped`` (``"eos"``,
+    ``steps_seconds`` (extra pipeline steps), ``compile_seconds``, ``budget_steps`` (tokens decided
+    under the token-budget test), ``stopped`` (``"eos"``,
     ``"finished"``: the constraint allowed nothing more, or ``"length"``) and ``sampler``.
     """
 
@@ -252,6 +254,7 @@ def generate(
     ess_threshold: float = 0.5,
     chat_template: bool = True,
     steps: Sequence[Step] = (),
+    token_budget: bool = True,
 ) -> GenerationResult:
     """Generate text for ``prompt``, constrained by one of ``regex``/``schema``/``grammar``/``constraint``.
 
@@ -270,6 +273,14 @@ def generate(
     Generation stops at EOS, when the constraint allows nothing more (nothing is appended after),
     or after ``max_new_tokens`` tokens (``stats["stopped"] == "length"``; ``.value`` then raises
     unless the output is already a complete match).
+
+    With ``token_budget`` (the default) the budget is part of the constraint: the output must be a
+    complete match of at most ``max_new_tokens`` tokens, and near the end of the budget only
+    tokens after which the output can still be completed in time are allowed
+    (:class:`~structgen.completion.BudgetMatcher`; ``stats["budget_steps"]`` counts the tokens
+    decided under that test). This needs the shortest completion of the current state to be
+    found by a bounded search, which fails for far completions of constraints with free content
+    (JSON missing several required keys): the test is then off and the output may still be cut.
     """
     if prompt is None:
         if isinstance(model, str) or (isinstance(model, list) and model and isinstance(model[0], dict)):
@@ -306,10 +317,21 @@ def generate(
     prompt_ids = encode_prompt(loaded.tokenizer, prompt, chat_template)
     if sampler == "smc":
         result = _decode_smc(
-            loaded, prompt_ids, compiled, kind, params, particles, ess_threshold, max_new_tokens, rng
+            loaded,
+            prompt_ids,
+            compiled,
+            kind,
+            params,
+            particles,
+            ess_threshold,
+            max_new_tokens,
+            rng,
+            token_budget,
         )
     else:
-        result = _decode(loaded, prompt_ids, compiled, kind, params, sampler, pipeline, max_new_tokens, rng)
+        result = _decode(
+            loaded, prompt_ids, compiled, kind, params, sampler, pipeline, max_new_tokens, rng, token_budget
+        )
     result.stats["compile_seconds"] = compile_seconds
     result.stats["seconds"] = time.perf_counter() - start
     return result
@@ -325,12 +347,15 @@ def _decode(
     pipeline: LogitsPipeline,
     max_new_tokens: int,
     rng: np.random.Generator,
+    token_budget: bool,
 ) -> GenerationResult:
     """The single-sequence decode loop (greedy, sampling, mask or AWRS sampler)."""
     vocab = loaded.vocab
     tokenizer = loaded.tokenizer
     lm = _CachedModel(loaded.model, vocab.size)
-    matcher: Matcher | None = constraint.matcher() if constraint is not None else None
+    matcher: Matcher | None = None
+    if constraint is not None:
+        matcher = budgeted_matcher(constraint, max_new_tokens if token_budget else None)
     token_sampler = make_sampler(sampler_arg, params) if matcher is not None else None
 
     def encode(text: str) -> list[int]:
@@ -343,6 +368,7 @@ def _decode(
     sampled = 0
     checks = 0
     mask_fallbacks = 0
+    budget_steps = 0
     log_weight = 0.0
     stopped = "length"
     while True:
@@ -375,6 +401,7 @@ def _decode(
             checks += choice.checks
             mask_fallbacks += int(choice.mask_fallback)
             log_weight += choice.log_weight
+            budget_steps += int(isinstance(matcher, BudgetMatcher) and matcher.budget_active())
             if token not in vocab.eos_token_ids:
                 matcher.advance(token)
         constraint_seconds += time.perf_counter() - t0
@@ -402,6 +429,7 @@ def _decode(
         "sampler": _sampler_name(token_sampler),
         "checks": checks,
         "mask_fallbacks": mask_fallbacks,
+        "budget_steps": budget_steps,
         "log_weight": log_weight,
     }
     return GenerationResult(text, generated, stats, kind, complete)
@@ -417,6 +445,7 @@ def _decode_smc(
     ess_threshold: float,
     max_new_tokens: int,
     rng: np.random.Generator,
+    token_budget: bool,
 ) -> GenerationResult:
     """Sequential Monte Carlo over ``particles`` sequences sharing one batched, KV-cached model.
 
@@ -442,7 +471,7 @@ def _decode_smc(
         return lm.forward([[ids[-1]] for ids in token_ids])
 
     smc = SequentialMonteCarlo(
-        constraint,
+        budgeted_matcher(constraint, max_new_tokens if token_budget else None),
         next_logits,
         n_particles=particles,
         sampler=RejectionSampler(params),
@@ -476,6 +505,7 @@ def _decode_smc(
         "sampler": "smc",
         "checks": run.checks,
         "mask_fallbacks": run.mask_fallbacks,
+        "budget_steps": run.budget_steps,
         "log_weight": float(run.log_weights[chosen]),
         "smc": {
             "particles": particles,

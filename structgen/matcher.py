@@ -64,6 +64,18 @@ class Automaton(ABC):
         """Bytes every allowed continuation of ``state`` starts with (empty when there is a choice)."""
         return b""
 
+    def completion_relaxation(self, state: State) -> tuple[Automaton, State]:
+        """Where to search for the shortest completion of ``state`` (:mod:`structgen.completion`).
+
+        Returns ``(automaton, relaxed_state)``: by default ``(self, state)``. An automaton whose
+        states carry data that makes them unique (so a search cannot merge them) returns a coarser
+        automaton over the same vocabulary and the state there, such that every token sequence
+        this automaton allows (and accepts) from ``state``, the coarser one allows (and accepts)
+        from ``relaxed_state``. The search runs over the coarser states and replays the path it
+        finds through :meth:`next_state`.
+        """
+        return self, state
+
 
 class Constraint:
     """A compiled constraint: an automaton plus the vocabulary it was compiled for."""

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from transformers import LogitsProcessor as _HFLogitsProcessor
 
+from structgen.completion import BudgetMatcher, budgeted_matcher
 from structgen.matcher import Constraint, Matcher
 from structgen.pipeline import ConstraintMaskStep, DecodingBatch, DecodingRow, LogitsPipeline, Step
 from structgen.vocabulary import Vocabulary
@@ -66,8 +67,11 @@ class LogitsProcessor(_HFLogitsProcessor):
     leaves only that token a finite score, so no full mask is computed for rows that can still
     continue. Create one processor per ``generate`` call or call
     :meth:`reset`; a new generation (different prompt or shorter input) is also detected.
+    ``max_new_tokens`` (pass ``generate``'s) makes the token budget part of the constraint: each
+    row's matcher is a :class:`~structgen.completion.BudgetMatcher`, which near the end of the
+    budget allows only tokens after which the output can still be completed in time.
     ``stats`` holds ``calls``, ``constraint_seconds`` (time in the pipeline and matchers),
-    ``replays`` and ``dead_rows``.
+    ``replays``, ``dead_rows`` and ``budget_steps`` (rows decided under the budget test).
     """
 
     def __init__(
@@ -77,7 +81,13 @@ class LogitsProcessor(_HFLogitsProcessor):
         steps: Sequence[Step] = (),
         pad_token_id: int | None = None,
         eos_token_id: int | Sequence[int] | None = None,
+        max_new_tokens: int | None = None,
     ) -> None:
+        if max_new_tokens is not None and (
+            isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1
+        ):
+            raise ValueError(f"max_new_tokens must be a positive integer or None, got {max_new_tokens!r}")
+        self.max_new_tokens = max_new_tokens
         if isinstance(constraints, Constraint):
             self.constraints: list[Constraint | None] = [constraints]
         else:
@@ -115,7 +125,13 @@ class LogitsProcessor(_HFLogitsProcessor):
         self._calls = 0
         self.last_batch: DecodingBatch | None = None
         self.pipeline.reset()
-        self.stats: dict[str, float] = {"calls": 0, "constraint_seconds": 0.0, "replays": 0, "dead_rows": 0}
+        self.stats: dict[str, float] = {
+            "calls": 0,
+            "constraint_seconds": 0.0,
+            "replays": 0,
+            "dead_rows": 0,
+            "budget_steps": 0,
+        }
 
     def _start(self, input_ids: torch.Tensor) -> None:
         rows = input_ids.shape[0]
@@ -171,7 +187,7 @@ class LogitsProcessor(_HFLogitsProcessor):
 
     def _replay(self, group: int, generated: tuple[int, ...]) -> _Track:
         constraint = self.constraints[group]
-        track = _Track(constraint.matcher() if constraint is not None else None)
+        track = _Track(budgeted_matcher(constraint, self.max_new_tokens) if constraint is not None else None)
         for token in generated:
             track = self._child(track, token, in_place=True)
         return track
@@ -222,6 +238,9 @@ class LogitsProcessor(_HFLogitsProcessor):
                 )
             )
         self.stats["dead_rows"] += sum(1 for row in rows if row.dead)
+        self.stats["budget_steps"] += sum(
+            1 for row in rows if isinstance(row.matcher, BudgetMatcher) and row.matcher.budget_active()
+        )
         batch = DecodingBatch(rows, step=self._calls)
         self.last_batch = batch
         scores = self.pipeline(batch, scores)

@@ -243,3 +243,27 @@ def test_kv_cache_reorder_for_smc(default_model) -> None:
     )
     assert result.stats["smc"]["resamples"] > 0
     assert re.fullmatch(PHONE, result.text)
+
+
+@pytest.mark.slow
+def test_token_budget_makes_tight_outputs_complete(default_model) -> None:
+    import json
+
+    import jsonschema
+
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}},
+        "required": ["name", "tags"],
+    }
+    prompt = "Describe a cat as JSON with a long name and many tags."
+    for seed in (0, 1):
+        result = generate(prompt, schema=schema, max_new_tokens=24, seed=seed)
+        assert result.complete, result.text
+        assert len(result.token_ids) <= 24
+        jsonschema.validate(json.loads(result.text), schema)
+        assert result.stats["budget_steps"] > 0
+    free = generate(prompt, regex=r"[a-z ]+\.", max_new_tokens=6, seed=0)
+    assert free.complete and re.fullmatch(r"[a-z ]+\.", free.text)
+    off = generate(prompt, regex=r"[a-z ]+\.", max_new_tokens=6, seed=0, token_budget=False)
+    assert off.stats["budget_steps"] == 0

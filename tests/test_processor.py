@@ -226,3 +226,21 @@ def test_extra_steps_run_before_the_mask_and_see_row_text(smollm2_vocab: Vocabul
     call(processor, [[]], smollm2_vocab.size)
     assert call(processor, [[a]], smollm2_vocab.size) == [[c]]
     assert seen == [(0, [""]), (1, ["a"])]
+
+
+def test_max_new_tokens_makes_the_budget_part_of_the_constraint(smollm2_vocab: Vocabulary) -> None:
+    constraint = compile_regex(r"a+b", smollm2_vocab)
+    processor = LogitsProcessor(constraint, max_new_tokens=3)
+    a, b = ids_of(smollm2_vocab, "ab")
+    width = smollm2_vocab.size
+    assert call(processor, [[]], width)[0] == expected_allowed(constraint, [])  # far from the end
+    # After two tokens one is left: only tokens that end the output ("b", "ab", ...) remain.
+    call(processor, [[a]], width)
+    last = call(processor, [[a, a]], width)[0]
+    assert b in last and a not in last
+    for token in last:
+        text = smollm2_vocab.token_bytes[token]
+        assert re.fullmatch(rb"a*b", text), text
+    assert processor.stats["budget_steps"] >= 1
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        LogitsProcessor(constraint, max_new_tokens=0)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from structgen.completion import BudgetMatcher
 from structgen.matcher import Constraint, Matcher
 from structgen.sampling import kernels
 from structgen.sampling.base import TokenSampler
@@ -46,7 +47,8 @@ class SMCResult:
     ``token_ids[i]`` are particle ``i``'s generated tokens (EOS included when it finished);
     ``log_weights`` are the unnormalized log weights since the last resampling and ``weights``
     their normalization (the particle approximation of the constrained distribution);
-    ``log_marginal_likelihood`` is ``log Z_hat`` (see the module docstring).
+    ``log_marginal_likelihood`` is ``log Z_hat`` (see the module docstring); ``budget_steps`` counts
+    the tokens decided under a :class:`~structgen.completion.BudgetMatcher`'s budget test.
     """
 
     token_ids: list[list[int]]
@@ -59,6 +61,7 @@ class SMCResult:
     ess_history: list[float] = field(default_factory=list)
     checks: int = 0
     mask_fallbacks: int = 0
+    budget_steps: int = 0
 
     def best(self) -> list[int]:
         """The tokens of the particle with the highest weight."""
@@ -99,7 +102,8 @@ class SequentialMonteCarlo:
     ``cache[parents]`` before appending the newest tokens.
 
     ``start`` is the constraint (each particle gets a fresh matcher) or a matcher to copy (say one
-    already advanced over a forced prefix).
+    already advanced over a forced prefix, or a :class:`~structgen.completion.BudgetMatcher`, so
+    that every particle must complete within its token budget).
     """
 
     def __init__(
@@ -147,7 +151,7 @@ class SequentialMonteCarlo:
         log_ml = 0.0  # sum over past stages of log(mean weight)
         parents: np.ndarray | None = None
         ess_history: list[float] = []
-        n_resamples = checks = fallbacks = steps = 0
+        n_resamples = checks = fallbacks = steps = budget_steps = 0
 
         for step in range(self.max_tokens):
             if finished.all():
@@ -164,11 +168,12 @@ class SequentialMonteCarlo:
                         f"{type(self.sampler).__name__} returned no weight (NaN); SMC needs weights "
                         "(RejectionSampler(estimate_weight=True) or MaskSampler)"
                     )
-                matchers[i].advance(choice.token_id)
                 tokens[i].append(choice.token_id)
                 log_weights[i] += choice.log_weight
                 checks += choice.checks
                 fallbacks += int(choice.mask_fallback)
+                budget_steps += int(isinstance(matchers[i], BudgetMatcher) and matchers[i].budget_active())
+                matchers[i].advance(choice.token_id)
                 if choice.token_id in eos:
                     finished[i] = True
 
@@ -204,4 +209,5 @@ class SequentialMonteCarlo:
             ess_history=ess_history,
             checks=checks,
             mask_fallbacks=fallbacks,
+            budget_steps=budget_steps,
         )

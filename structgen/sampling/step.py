@@ -11,6 +11,10 @@ warpers) then emits exactly that token::
     processor = structgen.LogitsProcessor(constraints, steps=[step], eos_token_id=...)
     model.generate(**inputs, logits_processor=[processor], do_sample=False, max_new_tokens=64)
 
+With ``LogitsProcessor(..., max_new_tokens=N)`` the rows' matchers carry the token budget
+(:class:`~structgen.completion.BudgetMatcher`), and the step samples exactly from the model
+restricted to outputs that can still be completed within it.
+
 The sampling distribution is the step's: its :class:`~structgen.sampling.base.SamplingParams`
 (temperature, top-k, top-p) are applied to the scores it receives, i.e. the model's logits after
 the processors transformers runs before user processors (repetition penalty, ...) and after the

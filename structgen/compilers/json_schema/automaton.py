@@ -125,6 +125,10 @@ class JsonSchemaAutomaton(Automaton):
         """Forced bytes of the grammar (checks never add choices, so this stays correct)."""
         return self.grammar.forced_bytes(state[0])
 
+    def completion_relaxation(self, state: tuple) -> tuple[Automaton, object]:
+        """The grammar state: tracker states hold the output's text, so they never repeat."""
+        return self.grammar, state[0]
+
 
 def _signature(st: TrackerState) -> tuple:
     """What of a tracker state can influence which tokens pass: the open values' text and paths."""

@@ -1,0 +1,796 @@
+"""Length-aware constraints: shortest completions of automaton states and a token-budget matcher.
+
+With a budget of ``N`` new tokens, "valid output" means a sentence of the constraint of at most
+``N`` tokens (EOS excluded). :class:`BudgetMatcher` enforces that: with ``R`` tokens left, a text
+token is allowed only if, after it, the output can still be completed within ``R - 1`` tokens.
+Samplers see an ordinary :class:`~structgen.matcher.Matcher` (``accepts``, ``fill_bitmask``), so
+AWRS and the mask sampler sample exactly from the model restricted to this tightened constraint.
+
+Distances. :class:`ShortestCompletion` measures how far a state is from acceptance in *bytes*: a
+breadth-first search over :meth:`Automaton.next_state` with the vocabulary's single-byte tokens
+(byte-level vocabularies may lack a few; the search uses those that exist), merging equal states
+and stopping at the first accepting state or state whose completion is already known. Every byte
+of the path found is a token, so the path is a completion of that many tokens: the byte distance
+is an upper bound of the token distance and "distance <= R - 1" is a safe test. Searches expand
+at most ``node_budget`` states. Breadth-first search is exponential in the distance where the
+constraint allows free content (whitespace, open-ended objects, strings), so for JSON outputs a
+second strategy takes over when it fails: :meth:`ShortestCompletion._propose_json` writes a
+completion move by move from the output's JSON structure (:func:`json_context`: close the string,
+minimal values, close containers, required properties spelled by probing the automaton), every
+byte checked by the automaton, so it is a real completion though not a shortest one. Where both
+fail the distance is unknown (``None``), which the matcher treats conservatively (see below), and
+``stats["exhausted"]`` counts it. Every state on a found path gets its distance memoized (the rest
+of the path), so the distance of a state is the first one found for it: consistent for one
+:class:`ShortestCompletion` (shared by all matchers of an automaton), not across compiles.
+
+Relaxations. States that carry their own history (the JSON Schema automaton's tracker keeps the
+text of open values) never repeat, so a search over them could not merge anything. An automaton
+can name a coarser automaton whose continuations include its own
+(:meth:`~structgen.matcher.Automaton.completion_relaxation`); the search then runs there, with
+memoized distances, and the path found is replayed through the real automaton. When a check of
+the real automaton refuses the path, a second search runs over real states merged by their
+relaxed state (a merged state may hide a completion, never invent one, so the result stays an
+upper bound, or unknown). The relaxed distance is a lower bound of the real one and refuses
+tokens cheaply; candidate tokens are judged by it alone (the real distance is used for the
+current state only), so for such automata the test is optimistic where a runtime check would
+refuse the relaxed path (a string that must still match its format, say).
+
+When the test applies. Far from the budget nothing changes and nothing is computed: while more
+than ``window`` tokens remain no distance is asked for, and then the test is on only when
+``R - 1 < relaxed distance of the current state + margin``. Inside that window a token is allowed
+when its next state's distance is at most ``max(R, d) - 1`` (``d`` the current state's
+distance): while the budget can be met (``d <= R``) that is exactly "completable within
+``R - 1``"; if it was lost (the shortest completion was already longer than the window when it
+opened, or a token outside the margin lengthened it by more than ``margin`` bytes) every token
+must at least shorten the way to the end. The current state's own path always passes, so the
+tightened constraint never leaves a live state without an allowed token. Where the current
+state's distance is unknown the test is off at that position (nothing better can be promised),
+and next states whose distance is unknown are refused.
+
+Limits. Distances are upper bounds in bytes, so near the end the test is stricter than "completable
+in R - 1 tokens" (by how many bytes tokens carry); a proposal may write optional properties too.
+Outside JSON, far completions of constraints with free content stay out of reach of the node
+budget: their distance is unknown and the test stays off there.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable
+from typing import NamedTuple
+
+import numpy as np
+
+from structgen.bitmask import bitmask_to_bool, bool_to_bitmask
+from structgen.errors import TokenRefusedError
+from structgen.matcher import Automaton, Constraint, Matcher, State
+from structgen.vocabulary import Vocabulary
+
+#: Bytes of slack below which the budget test is on (see the module docstring).
+DEFAULT_MARGIN = 16
+#: Remaining tokens above which no distance is even computed (see the module docstring).
+DEFAULT_WINDOW = 128
+#: States a single search may expand before it gives up (each costs one ``next_state`` per byte).
+DEFAULT_NODE_BUDGET = 64
+# Expansions before a JSON proposal takes over: near completions are found in a few, far ones not
+# in thousands, and each expansion tries every byte.
+_JSON_NODE_BUDGET = 8
+
+_Path = tuple[int, ...]
+_MISSING = object()
+
+
+def single_byte_tokens(vocab: Vocabulary) -> list[int]:
+    """Ids of the text tokens that are exactly one byte, one per byte value, in byte order."""
+    hit = _BYTE_TOKENS.get(id(vocab))
+    if hit is not None and hit[0] is vocab:
+        return hit[1]
+    by_byte: dict[int, int] = {}
+    for token_id, data in enumerate(vocab.token_bytes):
+        if data is not None and len(data) == 1 and vocab.is_text_token(token_id):
+            by_byte.setdefault(data[0], token_id)
+    ids = [by_byte[b] for b in sorted(by_byte)]
+    if len(_BYTE_TOKENS) >= 8:
+        _BYTE_TOKENS.pop(next(iter(_BYTE_TOKENS)))
+    _BYTE_TOKENS[id(vocab)] = (vocab, ids)
+    return ids
+
+
+# id(vocab) -> (vocab, ids); the vocabulary is kept so its id cannot be reused while cached.
+_BYTE_TOKENS: dict[int, tuple[Vocabulary, list[int]]] = {}
+
+
+# JSON proposals: values tried first, bytes for string content, scalars and keys, and bounds.
+_MINIMAL_VALUES = (b"0", b'""', b"null", b"false", b"true", b"[]", b"{}", b'"a"', b"1")
+_CONTENT_BYTES = b"abcdefghijklmnopqrstuvwxyz0123456789-_.ABCDEFGHIJKLMNOPQRSTUVWXYZ:/@ "
+_SCALAR_BYTES = b"0123456789.eE+-truefalsn"
+_KEY_BYTES = bytes(b for b in range(0x20, 0x7F) if b not in b'"\\')
+_CONTENT_DEPTH = 48
+_CONTENT_WIDTH = 64
+_MAX_KEYS = 64
+_MAX_KEY_LENGTH = 64
+_FREE_GROUP = 4
+_PROPOSAL_MOVES = 512
+
+
+class JsonContext(NamedTuple):
+    """Where a JSON output is: open containers (``"o"``/``"a"``) and what comes next.
+
+    ``mode``: ``value`` (a value), ``item`` (a value or ``]``), ``first_key`` (a key or ``}``),
+    ``next_key`` (a key), ``colon``, ``key``/``string`` (inside a key or a string value; with a
+    trailing backslash just after an escape character), ``scalar`` (inside a number or literal),
+    ``after`` (after a value).
+    """
+
+    stack: tuple[str, ...]
+    mode: str
+
+
+#: The context before any output.
+JSON_START = JsonContext((), "value")
+_WS = frozenset(b" \t\n\r")
+_SCALAR_START = frozenset(b"-0123456789tfn")
+
+
+def json_context(context: JsonContext, data: bytes) -> JsonContext | None:
+    """The context after ``data``, or ``None`` when ``data`` cannot continue JSON there."""
+    stack, mode = list(context.stack), context.mode
+    for byte in data:
+        if mode in ("key", "string"):
+            if byte == 0x5C:
+                mode += "\\"
+            elif byte == 0x22:
+                mode = "colon" if mode == "key" else "after"
+            continue
+        if mode in ("key\\", "string\\"):
+            mode = mode[:-1]
+            continue
+        if mode == "scalar":
+            if byte in _WS or byte in b",}]":
+                mode = "after"
+            else:
+                continue
+        if byte in _WS:
+            continue
+        if mode in ("value", "item"):
+            if mode == "item" and byte == 0x5D:
+                stack.pop()
+                mode = "after"
+            elif byte == 0x22:
+                mode = "string"
+            elif byte == 0x7B:
+                stack.append("o")
+                mode = "first_key"
+            elif byte == 0x5B:
+                stack.append("a")
+                mode = "item"
+            elif byte in _SCALAR_START:
+                mode = "scalar"
+            else:
+                return None
+        elif mode in ("first_key", "next_key"):
+            if byte == 0x22:
+                mode = "key"
+            elif byte == 0x7D and mode == "first_key":
+                stack.pop()
+                mode = "after"
+            else:
+                return None
+        elif mode == "colon":
+            if byte != 0x3A:
+                return None
+            mode = "value"
+        elif mode == "after":
+            if not stack:
+                return None
+            if byte == 0x2C:
+                mode = "next_key" if stack[-1] == "o" else "value"
+            elif (byte == 0x7D and stack[-1] == "o") or (byte == 0x5D and stack[-1] == "a"):
+                stack.pop()
+                mode = "after"
+            else:
+                return None
+    return JsonContext(tuple(stack), mode)
+
+
+class ShortestCompletion:
+    """Memoized byte distances from automaton states to acceptance (see the module docstring).
+
+    ``distance(state)`` is the length of a completion found by breadth-first search (the shortest
+    one over single-byte tokens when the search finds it on its own) or by a JSON proposal, ``None``
+    when neither found one. ``lower_bound(state)`` is the relaxed distance (equal to ``distance``
+    without a relaxation). ``stats`` counts ``searches``, their ``expansions``, ``exhausted``
+    searches, ``replays`` of relaxed paths and the ``refused_replays`` that needed a second search,
+    and ``proposals`` (``proposals_found``: those that completed).
+    """
+
+    def __init__(
+        self, automaton: Automaton, *, node_budget: int = DEFAULT_NODE_BUDGET, cache_size: int = 4096
+    ) -> None:
+        if node_budget < 1:
+            raise ValueError(f"node_budget must be >= 1, got {node_budget}")
+        self.automaton = automaton
+        self.node_budget = node_budget
+        self.byte_tokens = single_byte_tokens(automaton.vocab)
+        # Relaxed state -> remaining path (single-byte token ids), or None when none was found.
+        self._paths: dict[State, _Path | None] = {}
+        # Real state -> distance, for automata with a relaxation (their states rarely repeat).
+        self._distances: OrderedDict[State, int | None] = OrderedDict()
+        self._cache_size = cache_size
+        # Relaxed states the JSON proposal was tried from (it is not tried twice).
+        self._proposed: set[State] = set()
+        self._byte_token = {automaton.vocab.token_bytes[t][0]: t for t in self.byte_tokens}
+        self.stats = {
+            "searches": 0,
+            "expansions": 0,
+            "exhausted": 0,
+            "replays": 0,
+            "refused_replays": 0,
+            "proposals": 0,
+            "proposals_found": 0,
+        }
+
+    def lower_bound(
+        self, state: State, context: Callable[[], JsonContext | None] | None = None
+    ) -> int | None:
+        """The relaxed distance of ``state`` (``None``: unknown or no completion).
+
+        ``context`` gives, when asked, the JSON structure of the output at ``state`` (see
+        :func:`json_context`); it lets a failed search fall back to :meth:`_propose_json`.
+        """
+        relaxed_automaton, relaxed = self.automaton.completion_relaxation(state)
+        path = self._relaxed_path(relaxed_automaton, relaxed, context)
+        return None if path is None else len(path)
+
+    def distance(self, state: State, context: Callable[[], JsonContext | None] | None = None) -> int | None:
+        """Bytes of a completion of ``state`` found by the search (``None``: none found)."""
+        relaxed_automaton, relaxed = self.automaton.completion_relaxation(state)
+        if relaxed_automaton is self.automaton:
+            path = self._relaxed_path(relaxed_automaton, relaxed, context)
+            return None if path is None else len(path)
+        if state in self._distances:
+            self._distances.move_to_end(state)
+            return self._distances[state]
+        path = self._relaxed_path(relaxed_automaton, relaxed, context)
+        found = None if path is None else self._replay(state, path)
+        if path is not None and found is None:
+            self.stats["refused_replays"] += 1
+            result = self._search(self.automaton, state, self._relaxed_key, _unknown, self.node_budget)
+            found = None if result is None else len(result[1])
+        self._distances[state] = found
+        if len(self._distances) > self._cache_size:
+            self._distances.popitem(last=False)
+        return found
+
+    def _relaxed_key(self, state: State) -> Hashable:
+        return self.automaton.completion_relaxation(state)[1]
+
+    def _replay(self, state: State, path: _Path) -> int | None:
+        """``len(path)`` if ``path`` leads ``state`` to acceptance in the real automaton, else None."""
+        self.stats["replays"] += 1
+        automaton = self.automaton
+        current: State | None = state
+        for token_id in path:
+            current = automaton.next_state(current, token_id)
+            if current is None:
+                return None
+        return len(path) if automaton.is_accepting(current) else None
+
+    def _relaxed_path(
+        self, automaton: Automaton, state: State, context: Callable[[], JsonContext | None] | None
+    ) -> _Path | None:
+        hit = self._paths.get(state, _MISSING)
+        if hit is not None and hit is not _MISSING:
+            return hit
+        if hit is None and (context is None or state in self._proposed):
+            return None
+        start_context = None if context is None else context()
+        budget = self.node_budget if start_context is None else min(self.node_budget, _JSON_NODE_BUDGET)
+        result = self._search(automaton, state, None, self._paths.get, budget) if hit is _MISSING else None
+        if result is None and start_context is not None:
+            self._proposed.add(state)
+            result = self._propose_json(automaton, state, start_context, self._paths.get)
+        if result is None:
+            self._paths[state] = None
+            return None
+        states, path = result
+        # Every state on the path is at the rest of the path from acceptance (exactly, for a
+        # breadth-first path; at most, for a proposed one).
+        for k, on_path in enumerate(states):
+            if self._paths.get(on_path) is None:
+                self._paths[on_path] = path[k:]
+        return path
+
+    def _search(
+        self,
+        automaton: Automaton,
+        start: State,
+        key: Callable[[State], Hashable] | None,
+        known: Callable[[State], _Path | None],
+        node_budget: int,
+    ) -> tuple[list[State], _Path] | None:
+        """A completion of ``start``: ``(states on the searched prefix, token ids of the whole path)``.
+
+        Targets are accepting states and states whose completion is ``known`` (the rest of the
+        path is then theirs): a breadth-first search of at most ``node_budget`` expansions, which
+        returns the shortest path over the states it saw, or None. States with equal ``key`` (the
+        state itself when ``key`` is None) are merged: the first one reached stands for all.
+        """
+        self.stats["searches"] += 1
+        mark = (lambda state: state) if key is None else key
+        suffix = () if automaton.is_accepting(start) else known(start)
+        if suffix is not None:
+            return [start], suffix
+        nodes, parent, via = [start], [-1], [-1]
+        depth = [0]
+        seen = {mark(start)}
+        queue = deque([0])
+        best: tuple[int, int, _Path] | None = None  # (total length, node, known suffix)
+        expansions = 0
+        while queue:
+            index = queue.popleft()
+            if best is not None and depth[index] + 1 >= best[0]:
+                break  # every path through the rest of the queue is at least as long
+            if expansions >= node_budget:
+                break
+            expansions += 1
+            self.stats["expansions"] += 1
+            current = nodes[index]
+            for token_id in self.byte_tokens:
+                nxt = automaton.next_state(current, token_id)
+                if nxt is None:
+                    continue
+                m = mark(nxt)
+                if m in seen:
+                    continue
+                seen.add(m)
+                nodes.append(nxt)
+                parent.append(index)
+                via.append(token_id)
+                depth.append(depth[index] + 1)
+                rest = () if automaton.is_accepting(nxt) else known(nxt)
+                if rest is not None:
+                    total = depth[-1] + len(rest)
+                    if best is None or total < best[0]:
+                        best = (total, len(nodes) - 1, rest)
+                else:
+                    queue.append(len(nodes) - 1)
+        if best is not None:
+            states, prefix = self._unwind(nodes, parent, via, best[1])
+            return states, prefix + best[2]
+        self.stats["exhausted"] += 1
+        return None
+
+    # --- JSON proposals ---------------------------------------------------------------------------
+
+    def _feed(self, automaton: Automaton, state: State, data: bytes) -> tuple[State, list[State]] | None:
+        """The state after the bytes ``data`` (as single-byte tokens) and the states on the way."""
+        states = []
+        for byte in data:
+            token_id = self._byte_token.get(byte)
+            state = None if token_id is None else automaton.next_state(state, token_id)
+            if state is None:
+                return None
+            states.append(state)
+        return state, states
+
+    def _propose_json(
+        self,
+        automaton: Automaton,
+        start: State,
+        context: JsonContext,
+        known: Callable[[State], _Path | None],
+    ) -> tuple[list[State], _Path] | None:
+        """A completion built move by move from the output's JSON structure, each move checked.
+
+        Breadth-first search cannot reach far completions of JSON with free content, so this
+        writes one: close the open string (a short search finds the bytes that let it close),
+        give an expected value the first minimal value the automaton completes (``0``, ``""``,
+        ``null``, ...; else it opens a string, object or array), close containers, and where an
+        object may not close yet (required properties), add a property whose key the automaton
+        spells (keys it distinguishes from free keys, each at most once per object) with a minimal
+        value. It stops early at a state whose completion is ``known``. Every byte goes through
+        :meth:`Automaton.next_state`, so the result is a real completion (not a shortest one);
+        ``None`` when a move finds nothing.
+        """
+        self.stats["proposals"] += 1
+        state, ctx = start, context
+        states: list[State] = [start]
+        path = bytearray()
+        written: list[set[bytes]] = [set() for _ in ctx.stack]
+        for _ in range(_PROPOSAL_MOVES):
+            if automaton.is_accepting(state) and not ctx.stack and ctx.mode in ("after", "scalar"):
+                self.stats["proposals_found"] += 1
+                return states, tuple(self._byte_token[b] for b in path)
+            rest = known(state) if path else None
+            if rest is not None:
+                self.stats["proposals_found"] += 1
+                return states, tuple(self._byte_token[b] for b in path) + rest
+            move = self._json_move(automaton, state, ctx, written)
+            if move is None:
+                return None
+            fed = self._feed(automaton, state, move)
+            after = json_context(ctx, move)
+            if fed is None or after is None:
+                return None
+            if len(after.stack) > len(ctx.stack):
+                written.append(set())
+            elif len(after.stack) < len(ctx.stack):
+                del written[len(after.stack) :]
+            state, ctx = fed[0], after
+            states.extend(fed[1])
+            path += move
+        return None
+
+    def _json_move(
+        self, automaton: Automaton, state: State, ctx: JsonContext, written: list[set[bytes]]
+    ) -> bytes | None:
+        """The next bytes of a JSON proposal (see :meth:`_propose_json`)."""
+        feed = self._feed
+        mode = ctx.mode
+        if mode in ("string\\", "key\\"):
+            return b"n"  # finish the escape sequence (\n), then close the string
+        if mode in ("string", "key"):
+            return self._close_string(automaton, state)
+        if mode == "colon":
+            return b":"
+        if mode in ("value", "item"):
+            if mode == "item" and feed(automaton, state, b"]") is not None:
+                return b"]"
+            for value in _MINIMAL_VALUES:
+                fed = feed(automaton, state, value)
+                if fed is not None and self._value_done(automaton, fed[0], ctx):
+                    return value
+            for opener in (b'"', b"{", b"[", b"-", b"0"):
+                if feed(automaton, state, opener) is not None:
+                    return opener
+            return None
+        if mode in ("after", "scalar"):
+            if not ctx.stack:
+                return None
+            close = b"}" if ctx.stack[-1] == "o" else b"]"
+            if feed(automaton, state, close) is not None:
+                return close
+            if feed(automaton, state, b",") is not None:
+                return b","
+            return self._extend_scalar(automaton, state) if mode == "scalar" else None
+        if mode in ("first_key", "next_key"):
+            if mode == "first_key" and feed(automaton, state, b"}") is not None:
+                return b"}"
+            opened = feed(automaton, state, b'"')
+            if opened is None:
+                return None
+            used = written[-1] if written else set()
+            listed, free = self._keys(automaton, opened[0])
+            candidates = [
+                key
+                for key in listed
+                if key not in used and feed(automaton, state, b'"' + key + b'":') is not None
+            ]
+            if not candidates:
+                if free is None or free in used:
+                    return None
+                candidates = [free]
+            key = self._pick_key(automaton, state, candidates)
+            used.add(key)
+            return b'"' + key + b'":'
+        return None
+
+    def _pick_key(self, automaton: Automaton, state: State, candidates: list[bytes]) -> bytes:
+        """The key to write next where an object may not close yet.
+
+        Writing a key with a minimal value is simulated for each candidate: a key after which the
+        object may close wins; else the key after which the fewest other candidates are still
+        allowed (where properties come in a fixed order, that skips the optional ones up to the
+        next required property); ties keep the candidates' order.
+        """
+        best, best_left = candidates[0], len(candidates) + 1
+        for key in candidates:
+            after = self._with_minimal_value(automaton, state, b'"' + key + b'":')
+            if after is None:
+                continue
+            if self._feed(automaton, after, b"}") is not None:
+                return key
+            left = sum(
+                1
+                for other in candidates
+                if other != key and self._feed(automaton, after, b',"' + other + b'":') is not None
+            )
+            if left < best_left:
+                best, best_left = key, left
+        return best
+
+    def _with_minimal_value(self, automaton: Automaton, state: State, prefix: bytes) -> State | None:
+        """The state after ``prefix`` and the first minimal value that completes there, if any."""
+        fed = self._feed(automaton, state, prefix)
+        if fed is None:
+            return None
+        for value in _MINIMAL_VALUES:
+            done = self._feed(automaton, fed[0], value)
+            if done is not None and any(self._feed(automaton, done[0], b) is not None for b in (b",", b"}")):
+                return done[0]
+        return None
+        return None
+
+    def _value_done(self, automaton: Automaton, state: State, ctx: JsonContext) -> bool:
+        """Whether the value just written is complete: the output may end or its container go on."""
+        if not ctx.stack:
+            return automaton.is_accepting(state)
+        return any(self._feed(automaton, state, b) is not None for b in (b",", b"}", b"]"))
+
+    def _close_string(self, automaton: Automaton, state: State) -> bytes | None:
+        """Bytes that close the open string: the shortest found over plain content bytes, then ``"``."""
+        found = self._content_search(automaton, state, lambda u: self._feed(automaton, u, b'"') is not None)
+        return None if found is None else found + b'"'
+
+    def _extend_scalar(self, automaton: Automaton, state: State) -> bytes | None:
+        """Bytes that complete an unfinished number or literal (until a separator is allowed)."""
+
+        def done(u: State) -> bool:
+            return any(self._feed(automaton, u, b) is not None for b in (b",", b"}", b"]"))
+
+        return self._content_search(automaton, state, done, _SCALAR_BYTES)
+
+    def _content_search(
+        self, automaton: Automaton, start: State, goal: Callable[[State], bool], alphabet: bytes = b""
+    ) -> bytes | None:
+        """Breadth-first over ``alphabet`` (default: letters, digits, ``-_.``) until ``goal`` holds."""
+        alphabet = alphabet or _CONTENT_BYTES
+        if goal(start):
+            return b""
+        frontier = [(start, b"")]
+        seen = {start}
+        for _ in range(_CONTENT_DEPTH):
+            nxt = []
+            for state, text in frontier:
+                for byte in alphabet:
+                    fed = self._feed(automaton, state, bytes((byte,)))
+                    if fed is None or fed[0] in seen:
+                        continue
+                    seen.add(fed[0])
+                    if goal(fed[0]):
+                        return text + bytes((byte,))
+                    nxt.append((fed[0], text + bytes((byte,))))
+            frontier = nxt[:_CONTENT_WIDTH]
+            if not frontier:
+                return None
+        return None
+
+    def _keys(self, automaton: Automaton, after_quote: State) -> tuple[list[bytes], bytes | None]:
+        """``(listed keys, a free key or None)``, spelled from just after the opening quote.
+
+        At each position the key bytes are grouped by the state they lead to: a group of many
+        bytes is free text (any key), a small group continues a listed key. A prefix is a listed
+        key when closing it leads elsewhere than closing a free key does. Listed keys come in
+        byte order; the free key is one byte, when free keys are allowed.
+        """
+        free_state: State | None = None
+        free: bytes | None = None
+        keys: list[bytes] = []
+        stack = [(after_quote, b"")]
+        while stack and len(keys) < _MAX_KEYS:
+            state, text = stack.pop()
+            groups: dict[State, list[int]] = {}
+            for byte in _KEY_BYTES:
+                fed = self._feed(automaton, state, bytes((byte,)))
+                if fed is not None:
+                    groups.setdefault(fed[0], []).append(byte)
+            if text == b"":
+                wide = [members for members in groups.values() if len(members) > _FREE_GROUP]
+                if wide:
+                    free = bytes((wide[0][0],))
+                    closed = self._feed(automaton, after_quote, free + b'"')
+                    free_state = None if closed is None else closed[0]
+            else:
+                closed = self._feed(automaton, state, b'"')
+                if closed is not None and (free_state is None or closed[0] != free_state):
+                    keys.append(text)
+            if len(text) >= _MAX_KEY_LENGTH:
+                continue
+            for nxt, members in sorted(groups.items(), key=lambda item: -item[1][0]):
+                if len(members) <= _FREE_GROUP:
+                    stack.append((nxt, text + bytes((members[0],))))
+        return keys, free
+
+    @staticmethod
+    def _unwind(nodes: list[State], parent: list[int], via: list[int], end: int) -> tuple[list[State], _Path]:
+        states, tokens = [], []
+        index = end
+        while index >= 0:
+            states.append(nodes[index])
+            if parent[index] >= 0:
+                tokens.append(via[index])
+            index = parent[index]
+        states.reverse()
+        tokens.reverse()
+        return states, tuple(tokens)
+
+
+def _unknown(state: State) -> None:
+    """No state has a known completion (the search must reach acceptance)."""
+    return None
+
+
+_SEARCHES: weakref.WeakKeyDictionary[Automaton, ShortestCompletion] = weakref.WeakKeyDictionary()
+
+
+def shortest_completion(automaton: Automaton) -> ShortestCompletion:
+    """The :class:`ShortestCompletion` of ``automaton``, shared by all its budget matchers."""
+    found = _SEARCHES.get(automaton)
+    if found is None:
+        found = _SEARCHES[automaton] = ShortestCompletion(automaton)
+    return found
+
+
+class BudgetMatcher(Matcher):
+    """A :class:`~structgen.matcher.Matcher` whose outputs must fit in ``max_tokens`` tokens.
+
+    EOS is not counted and is handled as usual (allowed when the output is complete). See the
+    module docstring for the test, ``margin`` and ``window``; ``completions`` defaults to the automaton's
+    shared :class:`ShortestCompletion`. Once ``max_tokens`` tokens are consumed and the output is
+    complete, the matcher is finished (only EOS may follow).
+    """
+
+    __slots__ = ("_contexts", "_limit_at", "completions", "margin", "max_tokens", "window")
+
+    def __init__(
+        self,
+        automaton: Automaton,
+        max_tokens: int,
+        *,
+        margin: int = DEFAULT_MARGIN,
+        window: int = DEFAULT_WINDOW,
+        completions: ShortestCompletion | None = None,
+        states: list[State] | None = None,
+        contexts: list[JsonContext | None] | None = None,
+    ) -> None:
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
+            raise ValueError(f"max_tokens must be a non-negative integer, got {max_tokens!r}")
+        if margin < 0 or window < 0:
+            raise ValueError(f"margin and window must be >= 0, got {margin} and {window}")
+        super().__init__(automaton, states)
+        self.max_tokens = max_tokens
+        self.margin = margin
+        self.window = window
+        self.completions = completions if completions is not None else shortest_completion(automaton)
+        # JSON structure of the output at each position (None once it is not JSON), for proposals.
+        self._contexts: list[JsonContext | None] = contexts if contexts is not None else [JSON_START]
+        # (state, num_tokens, limit) of the last position asked about: states are immutable values,
+        # so the position is identified by the state object and the token count.
+        self._limit_at: tuple[State, int, int | None] | None = None
+
+    @property
+    def remaining(self) -> int:
+        """Tokens left in the budget (EOS excluded)."""
+        return self.max_tokens - self.num_tokens
+
+    def copy(self) -> BudgetMatcher:
+        """An independent matcher at the same position, with the same budget and shared memo."""
+        return BudgetMatcher(
+            self._automaton,
+            self.max_tokens,
+            margin=self.margin,
+            window=self.window,
+            completions=self.completions,
+            states=list(self._states),
+            contexts=list(self._contexts),
+        )
+
+    def budget_limit(self) -> int | None:
+        """Largest distance allowed after the next token, or ``None`` when the test is off here."""
+        state = self._states[-1]
+        cached = self._limit_at
+        if cached is not None and cached[0] is state and cached[1] == self.num_tokens:
+            return cached[2]
+        limit = self._compute_limit(state)
+        self._limit_at = (state, self.num_tokens, limit)
+        return limit
+
+    def budget_active(self) -> bool:
+        """Whether the next token is decided under the budget test."""
+        return self.budget_limit() is not None
+
+    def _compute_limit(self, state: State) -> int | None:
+        if super().is_finished():
+            return None
+        remaining = self.remaining
+        if remaining > self.window:
+            return None
+        context = self._contexts[-1]
+        lower = self.completions.lower_bound(state, lambda: context)
+        if lower is None or remaining - 1 >= lower + self.margin:
+            return None
+        current = self.completions.distance(state, lambda: context)
+        if current is None:
+            return None
+        return max(remaining, current) - 1
+
+    def _fits(self, state: State, limit: int, token_id: int) -> bool:
+        """Whether ``state``, reached by ``token_id``, can be completed in ``limit`` bytes.
+
+        Candidates are judged by their relaxed distance (their distance, for automata without a
+        relaxation): replaying a path through the JSON Schema automaton's runtime checks costs a
+        validation of the document, once per candidate token of a mask.
+        """
+        context = self._contexts[-1]
+        data = self.vocab.token_bytes[token_id]
+
+        def next_context() -> JsonContext | None:
+            return None if context is None else json_context(context, data)
+
+        lower = self.completions.lower_bound(state, next_context)
+        return lower is not None and lower <= limit
+
+    def is_finished(self) -> bool:
+        """True once EOS was consumed, or when the output is complete and nothing more may follow."""
+        return super().is_finished() or (self.remaining <= 0 and self.is_accepting())
+
+    def accepts(self, token_id: int) -> bool:
+        """Whether ``token_id`` is allowed next, the budget included."""
+        if token_id in self.vocab.eos_token_ids or not self.vocab.is_text_token(token_id):
+            return super().accepts(token_id)
+        limit = self.budget_limit()
+        if limit is None:
+            return super().accepts(token_id)
+        nxt = self._automaton.next_state(self._states[-1], token_id)
+        return nxt is not None and self._fits(nxt, limit, token_id)
+
+    def fill_bitmask(self, out: np.ndarray, row: int = 0) -> None:
+        """Write the allowed next tokens, the budget included, into row ``row`` of ``out``."""
+        super().fill_bitmask(out, row)
+        limit = self.budget_limit()
+        if limit is None:
+            return
+        words = out[row] if out.ndim == 2 else out
+        allowed = bitmask_to_bool(words, self.vocab.size)
+        state = self._states[-1]
+        next_state = self._automaton.next_state
+        eos = set(self.vocab.eos_token_ids)
+        for token_id in np.flatnonzero(allowed).tolist():
+            if token_id in eos:
+                continue
+            nxt = next_state(state, token_id)
+            if nxt is None or not self._fits(nxt, limit, token_id):
+                allowed[token_id] = False
+        words[:] = bool_to_bitmask(allowed)[: words.shape[0]]
+
+    def advance(self, token_id: int, *, check_budget: bool = True) -> None:
+        """Consume ``token_id``; raises :class:`TokenRefusedError` if it is not allowed.
+
+        ``check_budget=False`` skips the budget test (the automaton must still allow the token):
+        for a matcher that follows decisions taken elsewhere, say by a matcher of another compile
+        of the same constraint, whose searches may have found other completions.
+        """
+        text = token_id not in self.vocab.eos_token_ids and self.vocab.is_text_token(token_id)
+        limit = self.budget_limit() if text and check_budget else None
+        if limit is None:
+            super().advance(token_id)
+            context = self._contexts[-1]
+            if text and context is not None:
+                context = json_context(context, self.vocab.token_bytes[token_id])
+            self._contexts.append(context)
+            return
+        nxt = self._automaton.next_state(self._states[-1], token_id)
+        if nxt is None or not self._fits(nxt, limit, token_id):
+            raise TokenRefusedError(
+                f"token {token_id} ({self.vocab.describe(token_id)}) refused after {self.num_tokens} "
+                f"tokens: the output could not be completed within the {self.remaining} tokens left"
+            )
+        self._states.append(nxt)
+        context = self._contexts[-1]
+        self._contexts.append(
+            None if context is None else json_context(context, self.vocab.token_bytes[token_id])
+        )
+
+    def rollback(self, n: int = 1) -> None:
+        """Undo the last ``n`` tokens."""
+        super().rollback(n)
+        del self._contexts[len(self._states) :]
+
+
+def budgeted_matcher(constraint: Constraint, max_tokens: int | None) -> Matcher:
+    """``constraint``'s matcher; with ``max_tokens``, a :class:`BudgetMatcher` whose outputs fit in it."""
+    if max_tokens is None:
+        return constraint.matcher()
+    return BudgetMatcher(constraint.automaton, max_tokens)
