@@ -45,7 +45,10 @@ opened, or a token outside the margin lengthened it by more than ``margin`` byte
 must at least shorten the way to the end. The current state's own path always passes, so the
 tightened constraint never leaves a live state without an allowed token. Where the current
 state's distance is unknown the test is off at that position (nothing better can be promised),
-and next states whose distance is unknown are refused.
+and next states whose distance is unknown are refused. The test is also off where the current
+state's completion is longer than ``HOPELESS_BYTES_PER_TOKEN`` bytes per remaining token (the
+output will be cut whatever is chosen); after either, no distance is asked for during the next
+``RETRY_AFTER`` positions, since a failed search costs its whole node budget.
 
 Limits. Distances are upper bounds in bytes, so near the end the test is stricter than "completable
 in R - 1 tokens" (by how many bytes tokens carry); a proposal may write optional properties too.
@@ -76,6 +79,14 @@ DEFAULT_NODE_BUDGET = 64
 # Expansions before a JSON proposal takes over: near completions are found in a few, far ones not
 # in thousands, and each expansion tries every byte.
 _JSON_NODE_BUDGET = 8
+
+#: A completion longer than this many bytes per remaining token cannot fit at usual token lengths
+#: (3-4 bytes per token on text and JSON): the budget is lost, and the test is switched off rather
+#: than paid for at every position of an output that will be cut anyway.
+HOPELESS_BYTES_PER_TOKEN = 4
+#: Positions to wait after the current state's distance was unknown or hopeless before asking again:
+#: the next states of such a state are usually just as far, and a failed search costs its whole budget.
+RETRY_AFTER = 8
 
 _Path = tuple[int, ...]
 _MISSING = object()
@@ -632,7 +643,7 @@ class BudgetMatcher(Matcher):
     complete, the matcher is finished (only EOS may follow).
     """
 
-    __slots__ = ("_contexts", "_limit_at", "completions", "margin", "max_tokens", "window")
+    __slots__ = ("_contexts", "_limit_at", "_retry_at", "completions", "margin", "max_tokens", "window")
 
     def __init__(
         self,
@@ -659,6 +670,8 @@ class BudgetMatcher(Matcher):
         # (state, num_tokens, limit) of the last position asked about: states are immutable values,
         # so the position is identified by the state object and the token count.
         self._limit_at: tuple[State, int, int | None] | None = None
+        # No distance is asked for before this many tokens (see RETRY_AFTER).
+        self._retry_at = 0
 
     @property
     def remaining(self) -> int:
@@ -667,7 +680,7 @@ class BudgetMatcher(Matcher):
 
     def copy(self) -> BudgetMatcher:
         """An independent matcher at the same position, with the same budget and shared memo."""
-        return BudgetMatcher(
+        other = BudgetMatcher(
             self._automaton,
             self.max_tokens,
             margin=self.margin,
@@ -676,6 +689,8 @@ class BudgetMatcher(Matcher):
             states=list(self._states),
             contexts=list(self._contexts),
         )
+        other._retry_at = self._retry_at
+        return other
 
     def budget_limit(self) -> int | None:
         """Largest distance allowed after the next token, or ``None`` when the test is off here."""
@@ -695,14 +710,15 @@ class BudgetMatcher(Matcher):
         if super().is_finished():
             return None
         remaining = self.remaining
-        if remaining > self.window:
+        if remaining > self.window or self.num_tokens < self._retry_at:
             return None
         context = self._contexts[-1]
         lower = self.completions.lower_bound(state, lambda: context)
         if lower is None or remaining - 1 >= lower + self.margin:
             return None
         current = self.completions.distance(state, lambda: context)
-        if current is None:
+        if current is None or current > HOPELESS_BYTES_PER_TOKEN * remaining:
+            self._retry_at = self.num_tokens + RETRY_AFTER
             return None
         return max(remaining, current) - 1
 
