@@ -16,17 +16,14 @@ from structgen.automata.cfg import ContextFreeGrammar, Production, Terminal
 from structgen.automata.grammar import GrammarAutomaton
 from structgen.automata.grammar.earley import EarleyParser, analyze_grammar
 from structgen.automata.grammar.engine import SubtreeCache, terminal_byte_dfa
-from structgen.automata.grammar.kernels import (
-    IntHashMap,
-    hash_get,
+from structgen.automata.grammar.kernels import IntHashMap, hash_get, lexeme_walk, walk_entries
+from structgen.automata.grammar.lexer import BLOCKED, DEAD
+from structgen.automata.grammar.reference import (
+    ReferenceRecognizer,
     hash_get_reference,
-    lexeme_walk,
     lexeme_walk_reference,
-    walk_entries,
     walk_entries_reference,
 )
-from structgen.automata.grammar.lexer import BLOCKED, DEAD
-from structgen.automata.grammar.reference import ReferenceRecognizer
 from structgen.bitmask import bitmask_to_bool
 from structgen.compilers.grammar import compile_grammar
 from structgen.compilers.lark_frontend import load_lark

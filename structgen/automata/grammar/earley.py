@@ -27,6 +27,7 @@ import numpy as np
 
 from structgen.automata.cfg import ContextFreeGrammar
 from structgen.automata.grammar.kernels import (
+    ACC_STRIDE,
     C_EPOOL,
     C_GROUPS,
     C_KPOOL,
@@ -413,6 +414,13 @@ class EarleyParser:
 
         ``acc_terms[acc_t0[acc] : acc_t0[acc + 1]]`` are the terminals of ``acc``.
         """
+        # A memoized transition is a hash lookup: cheaper than calling the kernel with the store.
+        key = set_id * ACC_STRIDE + acc
+        known = self.transitions.get(key)
+        if known == -2 and self.spec_transitions.size:
+            known = self.spec_transitions.get(key)
+        if known != -2:
+            return known
         while True:
             nxt = parser_transition(
                 self.grammar_arrays, self.arrays(), self.transition_arrays(), acc_t0, acc_terms, set_id, acc

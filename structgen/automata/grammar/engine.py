@@ -344,6 +344,10 @@ class GrammarAutomaton(Automaton):
         mask = self.token_mask_words(state)
         np.bitwise_or(row, mask.view(np.int32), out=row)
 
+    def write_token_bitmask(self, state: GrammarState, row: np.ndarray) -> None:
+        """Overwrite the int32 bitmask ``row`` with the allowed text tokens of ``state`` (a copy)."""
+        np.copyto(row, self.token_mask_words(state).view(np.int32))
+
     # --- masks ----------------------------------------------------------------------------------
 
     def token_mask_words(self, state: GrammarState) -> np.ndarray:
@@ -402,6 +406,7 @@ class GrammarAutomaton(Automaton):
                 scratch.b_lexer,
                 scratch.stack_l,
                 resume,
+                *lexer.kernel_arrays(),
             )
             if status == DONE:
                 break
@@ -430,9 +435,9 @@ class GrammarAutomaton(Automaton):
     def _compute_mask(self, parser_id: int, lx: int) -> np.ndarray:
         """Mask of ``(parser_id, lx)``: the lexeme part, plus walks from each lexeme boundary.
 
-        A walk pass stops below the nodes that need a lexer row, a lexeme start state or a
-        subtree cache entry not computed yet, or more room in the parser's arrays; those are
-        provided here and the pending nodes walked again.
+        A walk pass stops below the nodes that need a lexeme start state or a subtree cache entry
+        not computed yet, more room in the parser's or the lexer's arrays, or an accepted
+        terminal set new in this pass; those are provided here and the pending nodes walked again.
         """
         inside, bnodes, blex = self.lexeme_info(lx)
         n = bnodes.shape[0]
@@ -480,6 +485,7 @@ class GrammarAutomaton(Automaton):
                 self.subtrees.arrays(),
                 sc.d_node,
                 sc.d_lexer,
+                *lexer.kernel_arrays(),
             )
             if n_miss:
                 for code in np.unique(sc.miss[:n_miss]).tolist():

@@ -1,4 +1,4 @@
-"""numba kernels of the grammar engine, each with the plain-Python reference tests compare it to.
+"""numba kernels of the grammar engine; their plain-Python twins are in :mod:`.reference`.
 
 The kernels walk the vocabulary's preorder token trie (see :mod:`structgen.automata.token_trie`):
 visiting node ``i`` steps the state of its parent (kept per depth on a stack) by the byte into
@@ -10,19 +10,20 @@ A mask is computed in two parts (XGrammar's context-independent / context-depend
   trie's root, or a node where a lexeme starts) that stay inside the current lexeme (always
   allowed: some terminal the parser accepts is still alive) and the *boundary* nodes, where the
   byte into the node cannot extend the lexeme; it records each with the lexer state of its
-  parent. Its results are cached per (node, lexer state). It is resumable: when a lexer row is
-  missing it saves its position in ``resume`` and returns ``NEED_ROW``; the caller computes the
-  row and calls again.
+  parent. Its results are cached per (node, lexer state). A missing lexer row is computed on the
+  spot (:func:`lexer_row`); when the lexer's arrays must grow first it saves its position in
+  ``resume`` and returns ``NEED_ROW``, and the caller grows them and calls again.
 * :func:`walk_entries` depends on the parser state: it walks subtrees ("entries": a node and the
   ``(parser, lexer)`` state of its parent) with the full state. A lexeme that ends moves the
   parser on through the memoized transition tables (hash maps from ``parser_id * ACC_STRIDE +
   acc`` to the next parser id, ``-1``: refused; ignored lexemes leave the parser where it is),
   and a transition not built yet is built on the spot by the Earley kernels below
   (:func:`parser_transition`). Below a node where a new lexeme starts, a large subtree is not
-  walked: its cached lexeme part is used, and its boundary nodes become entries. When a lexer row,
-  a lexeme start state, a subtree cache entry or room in the parser's arrays is missing, the
-  kernel records it and the node as a pending entry and skips the subtree; the caller provides
-  them all and walks the pending entries again.
+  walked: its cached lexeme part is used, and its boundary nodes become entries. Missing lexer
+  rows are computed on the spot too. When a lexeme start state, a subtree cache entry, room in
+  the parser's or the lexer's arrays, or an accepted terminal set new in this pass is missing,
+  the kernel records it and the node as a pending entry and skips the subtree; the caller
+  provides them all and walks the pending entries again.
 
 The Earley parser (:func:`earley_scan`, :func:`earley_close`, :func:`parser_transition`) and the
 lexer (:func:`lexer_row`, :func:`lexer_intern`) keep their states in integer arrays interned by
@@ -87,19 +88,6 @@ def hash_put(keys: np.ndarray, vals: np.ndarray, key: int, value: int) -> None: 
             keys[i] = key
             vals[i] = value
             return
-        i = (i + 1) & mask
-
-
-def hash_get_reference(keys: np.ndarray, vals: np.ndarray, key: int) -> int:
-    """Plain-Python :func:`hash_get`."""
-    mask = keys.shape[0] - 1
-    i = int(((key * 0x9E3779B97F4A7C15) % (1 << 64)) >> 29) & mask
-    while True:
-        k = int(keys[i])
-        if k == key:
-            return int(vals[i])
-        if k == EMPTY_KEY:
-            return -2
         i = (i + 1) & mask
 
 
@@ -790,6 +778,8 @@ def lexeme_walk(
     blex: np.ndarray,
     stack: np.ndarray,
     resume: np.ndarray,
+    lxs: tuple,
+    lxd: tuple,
 ) -> tuple[int, int]:  # pragma: no cover - numba
     """Tokens below node ``root`` inside the lexeme (ORed into ``out``) and the boundary nodes.
 
@@ -797,8 +787,10 @@ def lexeme_walk(
     mask walk hands over, with the lexer state after its byte. ``resume[0]`` is the next node
     (start with ``root + 1``), ``resume[1]`` the number of boundaries stored in ``bnodes`` (node)
     / ``blex`` (lexer state of its parent), start with 0. ``stack`` holds one lexer state per
-    depth. Returns ``(status, info)``: ``DONE``; ``NEED_ROW`` with the lexer state whose row is
-    missing; ``NEED_SPACE`` when the boundary arrays are full.
+    depth. A missing lexer row is computed on the spot (:func:`lexer_row` on the lexer's
+    ``lxs`` / ``lxd``, whose ``trans`` is ``lex_trans``). Returns ``(status, info)``: ``DONE``;
+    ``NEED_ROW`` with the lexer state whose row could not be computed (the lexer's arrays must
+    grow first); ``NEED_SPACE`` when the boundary arrays are full.
     """
     end = node_skip[root] if root else node_byte.shape[0]
     stack[node_depth[root]] = lexer0
@@ -809,6 +801,8 @@ def lexeme_walk(
         d = node_depth[i]
         lx = stack[d - 1]
         nl = lex_trans[lx, node_byte[i]]
+        if nl == -2 and lexer_row(lxs, lxd, lx) == 0:
+            nl = lex_trans[lx, node_byte[i]]
         if nl < 0:
             if nl == -2:
                 resume[0] = i
@@ -864,6 +858,8 @@ def walk_entries(
     sub: tuple,
     def_node: np.ndarray,
     def_lexer: np.ndarray,
+    lxs: tuple,
+    lxd: tuple,
 ) -> tuple[int, int, int]:  # pragma: no cover - numba
     """OR into ``out`` the allowed tokens of the subtrees of the first ``n_entries`` entries.
 
@@ -880,6 +876,10 @@ def walk_entries(
     cache has no entry the node pends and is written to ``def_node`` / ``def_lexer`` for the
     caller to fill the cache.
 
+    A missing lexer row is computed on the spot (:func:`lexer_row` on the lexer's ``lxs`` /
+    ``lxd``, whose ``trans`` and ``acc`` are ``lex_trans`` and ``lex_acc``) until the lexer's
+    arrays need to grow; from then on such rows are missing entries.
+
     Returns ``(pending, missing, deferred)``: the entries written to ``pend_*`` for the next pass,
     the missing table entries written to ``miss`` (``-1 - lexer_state`` for a missing lexer row,
     a terminal set id ``>= 0`` whose lexeme start state is unknown) and the missing subtree cache
@@ -893,6 +893,7 @@ def walk_entries(
     n_pend = 0
     n_miss = 0
     n_def = 0
+    lexer_full = False  # lexer_row asked for bigger arrays: only the caller can grow them
     j = 0
     while j < n_entries:
         i = e_node[j]
@@ -906,6 +907,9 @@ def walk_entries(
             lx = stack_l[d - 1]
             b = node_byte[i]
             nl = lex_trans[lx, b]
+            if nl == -2 and not lexer_full:
+                lexer_full = lexer_row(lxs, lxd, lx) != 0
+                nl = lex_trans[lx, b]
             nxt_p = p
             started = nl < 0
             if nl < 0:
@@ -933,7 +937,10 @@ def walk_entries(
                     if nxt_p == -2:
                         nxt_p = hash_get(skeys, svals, key)
                         if nxt_p == -2:
-                            nxt_p = parser_transition(gram, st, tr, acc_t0, acc_terms, p, acc)
+                            if acc + 1 < acc_t0.shape[0]:
+                                nxt_p = parser_transition(gram, st, tr, acc_t0, acc_terms, p, acc)
+                            else:  # accepted set new in this pass: the caller lists it first
+                                nxt_p = GROW
                     if nxt_p < 0:
                         if nxt_p == GROW:
                             pend_node[n_pend] = i
@@ -954,6 +961,9 @@ def walk_entries(
                     i = node_skip[i]
                     continue
                 nl = lex_trans[l0, b]
+                if nl == -2 and not lexer_full:
+                    lexer_full = lexer_row(lxs, lxd, l0) != 0
+                    nl = lex_trans[l0, b]
                 if nl < 0:
                     if nl == -2:
                         miss[n_miss] = -1 - l0
@@ -1002,163 +1012,3 @@ def hash_put_many(
     """:func:`hash_put` for several pairs (the table must have room for them)."""
     for k in range(new_keys.shape[0]):
         hash_put(keys, vals, new_keys[k], new_vals[k])
-
-
-def _set_bit(out: np.ndarray, t: int) -> None:
-    out[t >> 5] |= np.uint32(1 << (t & 31))
-
-
-def lexeme_walk_reference(
-    node_byte: np.ndarray,
-    node_depth: np.ndarray,
-    node_skip: np.ndarray,
-    token_start: np.ndarray,
-    token_ids: np.ndarray,
-    lex_trans: np.ndarray,
-    lexer0: int,
-    root: int,
-    out: np.ndarray,
-    bnodes: np.ndarray,
-    blex: np.ndarray,
-    stack: np.ndarray,
-    resume: np.ndarray,
-) -> tuple[int, int]:
-    """Plain-Python :func:`lexeme_walk` (same arguments, same results)."""
-    stack[int(node_depth[root])] = lexer0
-    i, n_b = int(resume[0]), int(resume[1])
-    while i < (int(node_skip[root]) if root else node_byte.shape[0]):
-        d = int(node_depth[i])
-        lx = int(stack[d - 1])
-        nl = int(lex_trans[lx, node_byte[i]])
-        if nl == -2:
-            resume[0], resume[1] = i, n_b
-            return NEED_ROW, lx
-        if nl < 0:
-            if nl == -1:
-                if n_b == bnodes.shape[0]:
-                    resume[0], resume[1] = i, n_b
-                    return NEED_SPACE, 0
-                bnodes[n_b], blex[n_b] = i, lx
-                n_b += 1
-            i = int(node_skip[i])
-            continue
-        stack[d] = nl
-        for k in range(int(token_start[i]), int(token_start[i + 1])):
-            _set_bit(out, int(token_ids[k]))
-        i += 1
-    resume[0], resume[1] = i, n_b
-    return DONE, 0
-
-
-def walk_entries_reference(
-    node_byte: np.ndarray,
-    node_depth: np.ndarray,
-    node_skip: np.ndarray,
-    token_start: np.ndarray,
-    token_ids: np.ndarray,
-    lex_trans: np.ndarray,
-    lex_acc: np.ndarray,
-    acc_ignore: np.ndarray,
-    gram: tuple,
-    st: tuple,
-    tr: tuple,
-    acc_t0: np.ndarray,
-    acc_terms: np.ndarray,
-    e_node: np.ndarray,
-    e_parser: np.ndarray,
-    e_lexer: np.ndarray,
-    n_entries: int,
-    out: np.ndarray,
-    stack_p: np.ndarray,
-    stack_l: np.ndarray,
-    pend_node: np.ndarray,
-    pend_parser: np.ndarray,
-    pend_lexer: np.ndarray,
-    miss: np.ndarray,
-    min_subtree: int,
-    sub: tuple,
-    def_node: np.ndarray,
-    def_lexer: np.ndarray,
-) -> tuple[int, int, int]:
-    """Plain-Python :func:`walk_entries` (same arguments, same results).
-
-    The parser steps themselves are :func:`parser_transition`'s, which has its own test against
-    the reference recognizer.
-    """
-    sets, tsets = st[ST_SETS], st[ST_TSETS]
-    sub_keys, sub_vals, sub_table, sub_tokens, sub_bnodes, sub_blexers = sub
-    entries = [(int(e_node[j]), int(e_parser[j]), int(e_lexer[j])) for j in range(n_entries)]
-    pending: list[tuple[int, int, int]] = []
-    missing: list[int] = []
-    deferred: list[tuple[int, int]] = []
-
-    def step(p: int, lx: int, b: int) -> tuple[int, int] | int | None:
-        """Next ``(parser, lexer)``; ``None`` if refused or pending; an int: the missing entry."""
-        nl = int(lex_trans[lx, b])
-        if nl >= 0:
-            return p, nl
-        if nl == -2:
-            return -1 - lx
-        if nl == -3 or lex_acc[lx] < 0:
-            return None
-        acc = int(lex_acc[lx])
-        if not acc_ignore[acc]:
-            nxt = int(parser_transition(gram, st, tr, acc_t0, acc_terms, p, acc))
-            if nxt == GROW:
-                pending.append((i, p, lx))
-                return None
-            if nxt < 0:
-                return None
-            p = nxt
-        ts = int(sets[p, SET_TSET])
-        l0 = int(tsets[ts, TSET_LEX0])
-        if l0 == UNKNOWN_START:
-            return ts
-        nl = int(lex_trans[l0, b])
-        if nl == -2:
-            return -1 - l0
-        return (p, nl) if nl >= 0 else None
-
-    j = 0
-    while j < len(entries):
-        i, p0, l0 = entries[j]
-        j += 1
-        base = int(node_depth[i]) - 1
-        stack = {0: (p0, l0)}
-        end = int(node_skip[i])
-        while i < end:
-            d = int(node_depth[i]) - base
-            p_parent, lx = stack[d - 1]
-            result = step(p_parent, lx, int(node_byte[i]))
-            if result is None or isinstance(result, int):
-                if isinstance(result, int):
-                    missing.append(result)
-                    pending.append((i, p_parent, lx))
-                i = int(node_skip[i])
-                continue
-            stack[d] = result
-            for k in range(int(token_start[i]), int(token_start[i + 1])):
-                _set_bit(out, int(token_ids[k]))
-            if lex_trans[lx, node_byte[i]] < 0 and int(node_skip[i]) - i > min_subtree:
-                p, nl = result
-                entry = hash_get_reference(sub_keys, sub_vals, i * LEX_STRIDE + nl)
-                if entry < 0:
-                    deferred.append((i, nl))
-                    pending.append((i, p_parent, lx))
-                else:
-                    for k in range(int(sub_table[entry, 0]), int(sub_table[entry, 1])):
-                        _set_bit(out, int(sub_tokens[k]))
-                    for k in range(int(sub_table[entry, 2]), int(sub_table[entry, 3])):
-                        entries.append((int(sub_bnodes[k]), p, int(sub_blexers[k])))
-                i = int(node_skip[i])
-                continue
-            i += 1
-    for k, (node, p, lx) in enumerate(pending):
-        pend_node[k], pend_parser[k], pend_lexer[k] = node, p, lx
-    for k, code in enumerate(missing):
-        miss[k] = code
-    for k, (node, lx) in enumerate(deferred):
-        def_node[k], def_lexer[k] = node, lx
-    for k in range(n_entries, len(entries)):
-        e_node[k], e_parser[k], e_lexer[k] = entries[k]
-    return len(pending), len(missing), len(deferred)

@@ -91,6 +91,8 @@ class LazyLexer:
         sizes = [dfa.transitions.shape[0] for dfa in self.dfas]
         self._offset = np.zeros(num_t + 1, dtype=np.int64)
         self._offset[1:] = np.cumsum(sizes)
+        # Global initial state of each terminal, as Python ints: start_state runs once per parser set.
+        self._initial_global = [int(self._offset[t]) + dfa.initial for t, dfa in enumerate(self.dfas)]
         moved = [
             np.where(dfa.transitions >= 0, dfa.transitions + self._offset[t], DEAD)
             for t, dfa in enumerate(self.dfas)
@@ -152,6 +154,13 @@ class LazyLexer:
             self._acc_sets.append(tuple(store[LX_ACC_POOL][lo + 1 : hi].tolist()))
         return self._acc_sets
 
+    def kernel_arrays(self) -> tuple[tuple, tuple]:
+        """``(lxs, lxd)``: the static tables and the store, as :func:`lexer_row` takes them.
+
+        The store is valid until the arrays grow (a kernel returned ``GROW``).
+        """
+        return self._static, tuple(self._store)
+
     @property
     def num_states(self) -> int:
         """Number of lexer states interned so far."""
@@ -181,10 +190,12 @@ class LazyLexer:
         cached = self._start_by_terminals.get(key)
         if cached is not None:
             return cached
-        real = set(key) | self.ignored
-        guard_only = {g for g, guarded in self.guards.items() if guarded & set(key)} - real
-        codes = [(int(self._offset[t]) + self.dfas[t].initial) << 1 for t in real]
-        codes += [((int(self._offset[g]) + self.dfas[g].initial) << 1) | 1 for g in guard_only]
+        allowed = set(key)
+        real = allowed | self.ignored
+        guard_only = {g for g, guarded in self.guards.items() if not guarded.isdisjoint(allowed)} - real
+        initial = self._initial_global
+        codes = [initial[t] << 1 for t in real]
+        codes += [(initial[g] << 1) | 1 for g in guard_only]
         codes.sort()
         while True:
             buf = self._store[LX_BUF]

@@ -18,11 +18,91 @@ sorted tokens, but every state is computed by the reference rules from the state
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from structgen.automata.byte_dfa import ByteDFA
 from structgen.automata.cfg import ContextFreeGrammar
 from structgen.automata.grammar.earley import analyze_grammar
+from structgen.automata.grammar.kernels import (
+    ACC_STRIDE,
+    C_EPOOL,
+    C_GITEMS,
+    C_GKEY,
+    C_GROUPS,
+    C_GTERMS,
+    C_KPOOL,
+    C_MARK,
+    C_NEED,
+    C_SETS,
+    C_TSETS,
+    C_TSPOOL,
+    DONE,
+    EMPTY_KEY,
+    GROUP_I0,
+    GROUP_I1,
+    GROUP_K0,
+    GROUP_K1,
+    GROUP_T0,
+    GROUP_T1,
+    GROUP_TSET,
+    GROW,
+    L_ACC_POOL,
+    L_ACCS,
+    L_NEED,
+    L_POOL,
+    L_STATES,
+    LEX_STRIDE,
+    LX_ACC,
+    LX_ACC_IGNORE,
+    LX_ACC_POOL,
+    LX_ACC_SLOTS,
+    LX_ACC_TABLE,
+    LX_BUF,
+    LX_COUNTS,
+    LX_HAS_EXIT,
+    LX_POOL,
+    LX_SLOTS,
+    LX_TABLE,
+    LX_TRANS,
+    NEED_ROW,
+    NEED_SPACE,
+    NEED_SPEC_TRANS,
+    NEED_TRANS,
+    ORIGIN_BITS,
+    ORIGIN_MASK,
+    SET_E0,
+    SET_E1,
+    SET_GROUP,
+    SET_K0,
+    SET_K1,
+    SET_TSET,
+    ST_BUF,
+    ST_COUNTS,
+    ST_E_ITEM,
+    ST_E_NEXT,
+    ST_E_ORIGIN,
+    ST_GI_ITEM,
+    ST_GI_NEXT,
+    ST_GKEY,
+    ST_GROUP_SLOTS,
+    ST_GROUPS,
+    ST_GTERMS,
+    ST_KPOOL,
+    ST_SET_SLOTS,
+    ST_SETS,
+    ST_TSET_SLOTS,
+    ST_TSETS,
+    ST_TSPOOL,
+    ST_WORK,
+    TOO_MANY_STATES,
+    TSET_LEX0,
+    TSET_T0,
+    TSET_T1,
+    UNKNOWN_START,
+)
 from structgen.vocabulary import Vocabulary
 
 Item = tuple[int, int, int]  # (production, dot, origin set index)
@@ -205,3 +285,574 @@ class ReferenceRecognizer:
             if cur is not None:
                 allowed.add(token_id)
         return allowed
+
+
+# --- plain-Python twins of the numba kernels (structgen.automata.grammar.kernels) ----------------
+#
+# Each ``<kernel>_reference`` takes the same arguments as its kernel and leaves the same results in
+# the same arrays (scratch arrays aside), written the obvious way: Python sets, lists and sorts
+# instead of stamps, stacks and binary searches. tests/test_grammar_kernels.py compares them.
+
+_MASK64 = (1 << 64) - 1
+_FIBONACCI = 0x9E3779B97F4A7C15
+
+
+def _int64(value: int) -> int:
+    """``value`` wrapped to a signed 64-bit integer, as numba's int64 arithmetic does."""
+    value &= _MASK64
+    return value - (1 << 64) if value >> 63 else value
+
+
+def _slot(key: int, mask: int) -> int:
+    """The home slot of ``key`` in a table of ``mask + 1`` slots (bits 29.. of the product)."""
+    return (((key * _FIBONACCI) & _MASK64) >> 29) & mask
+
+
+def _seq_hash(seq: Sequence[int]) -> int:
+    """The hash the intern tables use for an integer sequence."""
+    h = len(seq)
+    for value in seq:
+        h = _int64((h ^ int(value)) * _FIBONACCI)
+        h ^= h >> 32
+    return h
+
+
+def _ask(counts: np.ndarray, need: int, what: int) -> int:
+    """Record which array to grow (``counts[need]``) and return ``GROW``."""
+    counts[need] = what
+    return GROW
+
+
+def _set_bit(out: np.ndarray, t: int) -> None:
+    out[t >> 5] |= np.uint32(1 << (t & 31))
+
+
+def hash_get_reference(keys: np.ndarray, vals: np.ndarray, key: int) -> int:
+    """Plain-Python :func:`~.kernels.hash_get`."""
+    mask = keys.shape[0] - 1
+    i = _slot(key, mask)
+    while int(keys[i]) != EMPTY_KEY:
+        if int(keys[i]) == key:
+            return int(vals[i])
+        i = (i + 1) & mask
+    return -2
+
+
+def hash_put_reference(keys: np.ndarray, vals: np.ndarray, key: int, value: int) -> None:
+    """Plain-Python :func:`~.kernels.hash_put`."""
+    mask = keys.shape[0] - 1
+    i = _slot(key, mask)
+    while int(keys[i]) not in (key, EMPTY_KEY):
+        i = (i + 1) & mask
+    keys[i], vals[i] = key, value
+
+
+def hash_put_many_reference(
+    keys: np.ndarray, vals: np.ndarray, new_keys: np.ndarray, new_vals: np.ndarray
+) -> None:
+    """Plain-Python :func:`~.kernels.hash_put_many`."""
+    for key, value in zip(new_keys.tolist(), new_vals.tolist(), strict=True):
+        hash_put_reference(keys, vals, key, value)
+
+
+def _intern_find(
+    slots: np.ndarray, table: np.ndarray, c0: int, c1: int, pool: np.ndarray, seq: Sequence[int]
+) -> int:
+    """The id whose pool range ``table[id, c0]:table[id, c1]`` is ``seq``, else ``-1 - free slot``."""
+    mask = slots.shape[0] - 1
+    i = _slot(_seq_hash(seq), mask)
+    while slots[i] >= 0:
+        ident = int(slots[i])
+        if pool[table[ident, c0] : table[ident, c1]].tolist() == list(seq):
+            return ident
+        i = (i + 1) & mask
+    return -1 - i
+
+
+def intern_rehash_reference(
+    slots: np.ndarray, table: np.ndarray, c0: int, c1: int, pool: np.ndarray, first: int, n: int
+) -> None:
+    """Plain-Python :func:`~.kernels.intern_rehash`."""
+    for ident in range(first, n):
+        free = _intern_find(slots, table, c0, c1, pool, pool[table[ident, c0] : table[ident, c1]].tolist())
+        slots[-1 - free] = ident
+
+
+# --- the Earley parser's store (see EarleyParser) -------------------------------------------------
+
+
+def _explicit_items(st: tuple, s: int) -> list[tuple[int, int, int]]:
+    """``(next symbol, item, origin)`` of the explicit items of set ``s``, in stored order."""
+    lo, hi = st[ST_SETS][s, SET_E0], st[ST_SETS][s, SET_E1]
+    return list(
+        zip(
+            st[ST_E_NEXT][lo:hi].tolist(),
+            st[ST_E_ITEM][lo:hi].tolist(),
+            st[ST_E_ORIGIN][lo:hi].tolist(),
+            strict=True,
+        )
+    )
+
+
+def _group_items(st: tuple, g: int) -> list[tuple[int, int]]:
+    """``(next symbol, item)`` of prediction group ``g`` (none for ``-1``)."""
+    if g < 0:
+        return []
+    lo, hi = st[ST_GROUPS][g, GROUP_I0], st[ST_GROUPS][g, GROUP_I1]
+    return list(zip(st[ST_GI_NEXT][lo:hi].tolist(), st[ST_GI_ITEM][lo:hi].tolist(), strict=True))
+
+
+def _group_terminals(st: tuple, g: int) -> set[int]:
+    if g < 0:
+        return set()
+    return set(st[ST_GTERMS][st[ST_GROUPS][g, GROUP_T0] : st[ST_GROUPS][g, GROUP_T1]].tolist())
+
+
+def _pair(item: int, origin: int) -> int:
+    return (item << ORIGIN_BITS) | origin
+
+
+def _group_of_reference(gram: tuple, st: tuple, nonterminals: list[int]) -> int:
+    """The prediction group of the sorted ``nonterminals`` (built if new), or ``GROW``."""
+    item_next, _, _, pred_start, pred_items, num_t = gram
+    counts, groups, gkey = st[ST_COUNTS], st[ST_GROUPS], st[ST_GKEY]
+    found = _intern_find(st[ST_GROUP_SLOTS], groups, GROUP_K0, GROUP_K1, gkey, nonterminals)
+    if found >= 0:
+        return found
+    g = int(counts[C_GROUPS])
+    if g >= groups.shape[0]:
+        return _ask(counts, C_NEED, ST_GROUPS)
+    if 2 * (g + 1) > st[ST_GROUP_SLOTS].shape[0]:
+        return _ask(counts, C_NEED, ST_GROUP_SLOTS)
+    if counts[C_GKEY] + len(nonterminals) > gkey.shape[0]:
+        return _ask(counts, C_NEED, ST_GKEY)
+    # Completed items (empty spans) are left out: the nullable rule handles them.
+    items = sorted(
+        {
+            (int(item_next[item]), int(item))
+            for nt in nonterminals
+            for item in pred_items[pred_start[nt] : pred_start[nt + 1]]
+            if item_next[item] >= 0
+        }
+    )
+    if len(items) > st[ST_WORK].shape[0]:
+        return _ask(counts, C_NEED, ST_WORK)
+    if counts[C_GITEMS] + len(items) > st[ST_GI_NEXT].shape[0]:
+        return _ask(counts, C_NEED, ST_GI_NEXT)
+    if counts[C_GTERMS] + len(items) > st[ST_GTERMS].shape[0]:
+        return _ask(counts, C_NEED, ST_GTERMS)
+    terminals = sorted({nxt for nxt, _ in items if nxt < num_t})
+    k0, i0, t0 = int(counts[C_GKEY]), int(counts[C_GITEMS]), int(counts[C_GTERMS])
+    gkey[k0 : k0 + len(nonterminals)] = nonterminals
+    st[ST_GI_NEXT][i0 : i0 + len(items)] = [nxt for nxt, _ in items]
+    st[ST_GI_ITEM][i0 : i0 + len(items)] = [item for _, item in items]
+    st[ST_GTERMS][t0 : t0 + len(terminals)] = terminals
+    groups[g] = (k0, k0 + len(nonterminals), i0, i0 + len(items), t0, t0 + len(terminals), -1)
+    counts[C_GKEY] += len(nonterminals)
+    counts[C_GITEMS] += len(items)
+    counts[C_GTERMS] += len(terminals)
+    counts[C_GROUPS] = g + 1
+    st[ST_GROUP_SLOTS][-1 - found] = g
+    return g
+
+
+def _terminal_set_of_reference(st: tuple, terminals: list[int]) -> int:
+    """The terminal set of the sorted ``terminals`` (interned if new), or ``GROW``."""
+    counts, tsets, tspool = st[ST_COUNTS], st[ST_TSETS], st[ST_TSPOOL]
+    found = _intern_find(st[ST_TSET_SLOTS], tsets, TSET_T0, TSET_T1, tspool, terminals)
+    if found >= 0:
+        return found
+    ts = int(counts[C_TSETS])
+    if ts >= tsets.shape[0]:
+        return _ask(counts, C_NEED, ST_TSETS)
+    if 2 * (ts + 1) > st[ST_TSET_SLOTS].shape[0]:
+        return _ask(counts, C_NEED, ST_TSET_SLOTS)
+    t0 = int(counts[C_TSPOOL])
+    if t0 + len(terminals) > tspool.shape[0]:
+        return _ask(counts, C_NEED, ST_TSPOOL)
+    tspool[t0 : t0 + len(terminals)] = terminals
+    tsets[ts] = (t0, t0 + len(terminals), UNKNOWN_START)
+    counts[C_TSPOOL] = t0 + len(terminals)
+    counts[C_TSETS] = ts + 1
+    st[ST_TSET_SLOTS][-1 - found] = ts
+    return ts
+
+
+def earley_close_reference(gram: tuple, st: tuple, n_kernel: int, predict_start: bool, slot: int) -> int:
+    """Plain-Python :func:`~.kernels.earley_close`: a depth-first complete/advance worklist.
+
+    The worklist is a stack visited in the kernel's order, because the order explicit items are
+    found in is the order they keep among items expecting the same symbol.
+    """
+    item_next, item_lhs, nullable, _, _, num_t = gram
+    counts, sets = st[ST_COUNTS], st[ST_SETS]
+    s = int(counts[C_SETS])
+    if s >= sets.shape[0]:
+        return _ask(counts, C_NEED, ST_SETS)
+    if 2 * (s + 1) > st[ST_SET_SLOTS].shape[0]:
+        return _ask(counts, C_NEED, ST_SET_SLOTS)
+    if counts[C_KPOOL] + n_kernel > st[ST_KPOOL].shape[0]:
+        return _ask(counts, C_NEED, ST_KPOOL)
+    kernel = st[ST_BUF][:n_kernel].tolist()
+    seen = set(kernel)
+    stack = list(kernel)
+    explicit: list[tuple[int, int, int]] = []  # (next symbol, item, origin)
+    accepting = False
+    while stack:
+        code = stack.pop()
+        item, origin = code >> ORIGIN_BITS, code & ORIGIN_MASK
+        nxt = int(item_next[item])
+        if nxt < 0:  # complete: advance the items of the origin set waiting for the lhs
+            lhs = int(item_lhs[item])
+            accepting = accepting or (lhs == 0 and origin == 0)
+            waiting = num_t + lhs
+            found = [_pair(i + 1, o) for n, i, o in _explicit_items(st, origin) if n == waiting]
+            found += [
+                _pair(i + 1, origin)
+                for n, i in _group_items(st, int(sets[origin, SET_GROUP]))
+                if n == waiting
+            ]
+        else:
+            explicit.append((nxt, item, origin))
+            # Aycock-Horspool: a nullable nonterminal is also skipped.
+            found = [_pair(item + 1, origin)] if nxt >= num_t and nullable[nxt - num_t] else []
+        for new in found:
+            if new not in seen:
+                seen.add(new)
+                stack.append(new)
+    if len(seen) + 1 >= st[ST_WORK].shape[0]:
+        return _ask(counts, C_NEED, ST_WORK)
+    e0 = int(counts[C_EPOOL])
+    if e0 + len(explicit) > st[ST_E_NEXT].shape[0]:
+        return _ask(counts, C_NEED, ST_E_NEXT)
+    predicted = {nxt - num_t for nxt, _, _ in explicit if nxt >= num_t} | ({0} if predict_start else set())
+    g = _group_of_reference(gram, st, sorted(predicted)) if predicted else -1
+    if g == GROW:
+        return GROW
+    explicit_terminals = {nxt for nxt, _, _ in explicit if nxt < num_t}
+    ts = _terminal_set_of_reference(st, sorted(explicit_terminals | _group_terminals(st, g)))
+    if ts == GROW:
+        return GROW
+    if g >= 0 and explicit_terminals <= _group_terminals(st, g):
+        st[ST_GROUPS][g, GROUP_TSET] = ts  # sets of this group expecting nothing else share it
+    explicit.sort(key=lambda entry: entry[0])  # stable: equal symbols keep the order found
+    st[ST_E_NEXT][e0 : e0 + len(explicit)] = [nxt for nxt, _, _ in explicit]
+    st[ST_E_ITEM][e0 : e0 + len(explicit)] = [item for _, item, _ in explicit]
+    st[ST_E_ORIGIN][e0 : e0 + len(explicit)] = [origin for _, _, origin in explicit]
+    k0 = int(counts[C_KPOOL])
+    st[ST_KPOOL][k0 : k0 + n_kernel] = kernel
+    sets[s] = (k0, k0 + n_kernel, e0, e0 + len(explicit), g, ts, accepting)
+    counts[C_KPOOL] = k0 + n_kernel
+    counts[C_EPOOL] = e0 + len(explicit)
+    counts[C_SETS] = s + 1
+    if slot >= 0:
+        st[ST_SET_SLOTS][slot] = s
+    return s
+
+
+def earley_scan_reference(gram: tuple, st: tuple, s: int, terms: np.ndarray, t0: int, t1: int) -> int:
+    """Plain-Python :func:`~.kernels.earley_scan`."""
+    counts = st[ST_COUNTS]
+    scanned = set(terms[t0:t1].tolist())
+    kernel = [_pair(i + 1, o) for n, i, o in _explicit_items(st, s) if n in scanned]
+    kernel += [_pair(i + 1, s) for n, i in _group_items(st, int(st[ST_SETS][s, SET_GROUP])) if n in scanned]
+    if len(kernel) > st[ST_BUF].shape[0]:
+        return _ask(counts, C_NEED, ST_WORK)
+    if not kernel:
+        return -1
+    kernel.sort()
+    found = _intern_find(st[ST_SET_SLOTS], st[ST_SETS], SET_K0, SET_K1, st[ST_KPOOL], kernel)
+    if found >= 0:
+        return found
+    st[ST_BUF][: len(kernel)] = kernel
+    return earley_close_reference(gram, st, len(kernel), False, -1 - found)
+
+
+def parser_transition_reference(
+    gram: tuple, st: tuple, tr: tuple, acc_t0: np.ndarray, acc_terms: np.ndarray, p: int, acc: int
+) -> int:
+    """Plain-Python :func:`~.kernels.parser_transition`."""
+    lkeys, lvals, lcount, skeys, svals, scount = tr
+    counts = st[ST_COUNTS]
+    key = p * ACC_STRIDE + acc
+    for keys, vals in ((lkeys, lvals), (skeys, svals)):
+        known = hash_get_reference(keys, vals, key)
+        if known != -2:
+            return known
+    if 2 * (lcount[0] + 1) > lkeys.shape[0]:
+        return _ask(counts, C_NEED, NEED_TRANS)
+    if 2 * (scount[0] + 1) > skeys.shape[0]:
+        return _ask(counts, C_NEED, NEED_SPEC_TRANS)
+    nxt = earley_scan_reference(gram, st, p, acc_terms, int(acc_t0[acc]), int(acc_t0[acc + 1]))
+    if nxt == GROW:
+        return GROW
+    lasting = p < counts[C_MARK] and nxt < counts[C_MARK]
+    keys, vals, count = (lkeys, lvals, lcount) if lasting else (skeys, svals, scount)
+    hash_put_reference(keys, vals, key, nxt)
+    count[0] += 1
+    return nxt
+
+
+# --- the lexer's store (see LazyLexer) ------------------------------------------------------------
+
+
+def _lexer_accepting_reference(lxs: tuple, lxd: tuple, lo: int, hi: int) -> int:
+    """The accepted terminal set of the state whose codes are ``pool[lo:hi]``: id, ``-1`` or ``GROW``."""
+    _, g_accepting, g_terminal, priorities, ignored, _ = lxs
+    counts, acc_table, acc_pool = lxd[LX_COUNTS], lxd[LX_ACC_TABLE], lxd[LX_ACC_POOL]
+    terminals = [
+        int(g_terminal[code >> 1]) for code in lxd[LX_POOL][lo:hi].tolist() if g_accepting[code >> 1]
+    ]
+    if not terminals:
+        return -1
+    best = max(priorities[t] for t in terminals)
+    top = [t for t in terminals if priorities[t] == best]
+    kept = [t for t in top if not ignored[t]]
+    n_acc, a0 = int(counts[L_ACCS]), int(counts[L_ACC_POOL])
+    if n_acc >= acc_table.shape[0] or n_acc >= lxd[LX_ACC_IGNORE].shape[0]:
+        return _ask(counts, L_NEED, LX_ACC_TABLE)
+    if 2 * (n_acc + 1) > lxd[LX_ACC_SLOTS].shape[0]:
+        return _ask(counts, L_NEED, LX_ACC_SLOTS)
+    if a0 + 1 + (hi - lo) > acc_pool.shape[0]:
+        return _ask(counts, L_NEED, LX_ACC_POOL)
+    key = [int(not kept), *(kept or top)]
+    found = _intern_find(lxd[LX_ACC_SLOTS], acc_table, 0, 1, acc_pool, key)
+    if found >= 0:
+        return found
+    acc_pool[a0 : a0 + len(key)] = key
+    acc_table[n_acc] = (a0, a0 + len(key))
+    lxd[LX_ACC_IGNORE][n_acc] = not kept
+    lxd[LX_ACC_SLOTS][-1 - found] = n_acc
+    counts[L_ACCS] = n_acc + 1
+    counts[L_ACC_POOL] = a0 + len(key)
+    return n_acc
+
+
+def lexer_intern_reference(lxs: tuple, lxd: tuple, n: int) -> int:
+    """Plain-Python :func:`~.kernels.lexer_intern`."""
+    counts, table, pool = lxd[LX_COUNTS], lxd[LX_TABLE], lxd[LX_POOL]
+    key = lxd[LX_BUF][:n].tolist()
+    found = _intern_find(lxd[LX_SLOTS], table, 0, 1, pool, key)
+    if found >= 0:
+        return found
+    s = int(counts[L_STATES])
+    if s >= lxs[5]:
+        return TOO_MANY_STATES
+    if s >= min(table.shape[0], lxd[LX_TRANS].shape[0], lxd[LX_ACC].shape[0], lxd[LX_HAS_EXIT].shape[0]):
+        return _ask(counts, L_NEED, LX_TABLE)
+    if 2 * (s + 1) > lxd[LX_SLOTS].shape[0]:
+        return _ask(counts, L_NEED, LX_SLOTS)
+    p0 = int(counts[L_POOL])
+    if p0 + n > pool.shape[0]:
+        return _ask(counts, L_NEED, LX_POOL)
+    pool[p0 : p0 + n] = key
+    accepted = _lexer_accepting_reference(lxs, lxd, p0 + 1, p0 + n)
+    if accepted == GROW:
+        return GROW
+    table[s] = (p0, p0 + n)
+    lxd[LX_TRANS][s] = -2
+    lxd[LX_ACC][s] = accepted
+    lxd[LX_HAS_EXIT][s] = False
+    lxd[LX_SLOTS][-1 - found] = s
+    counts[L_POOL] = p0 + n
+    counts[L_STATES] = s + 1
+    return s
+
+
+def lexer_row_reference(lxs: tuple, lxd: tuple, state: int) -> int:
+    """Plain-Python :func:`~.kernels.lexer_row`: each byte's successor codes, interned."""
+    gtrans = lxs[0]
+    codes = lxd[LX_POOL][lxd[LX_TABLE][state, 0] + 1 : lxd[LX_TABLE][state, 1]].tolist()
+    row = []
+    for byte in range(256):
+        stepped = [
+            (int(gtrans[code >> 1, byte]) << 1) | (code & 1) for code in codes if gtrans[code >> 1, byte] >= 0
+        ]
+        if not stepped:
+            row.append(-1)  # dead
+        elif all(code & 1 for code in stepped):
+            row.append(-3)  # blocked: only guard-only terminals read the byte
+        else:
+            lxd[LX_BUF][: 1 + len(stepped)] = [0, *stepped]
+            successor = lexer_intern_reference(lxs, lxd, 1 + len(stepped))
+            if successor < 0:
+                return successor
+            row.append(successor)
+    lxd[LX_TRANS][state] = row
+    lxd[LX_HAS_EXIT][state] = any(value != -1 for value in row)
+    return 0
+
+
+# --- the mask walks ------------------------------------------------------------------------------
+
+
+def lexeme_walk_reference(
+    node_byte: np.ndarray,
+    node_depth: np.ndarray,
+    node_skip: np.ndarray,
+    token_start: np.ndarray,
+    token_ids: np.ndarray,
+    lex_trans: np.ndarray,
+    lexer0: int,
+    root: int,
+    out: np.ndarray,
+    bnodes: np.ndarray,
+    blex: np.ndarray,
+    stack: np.ndarray,
+    resume: np.ndarray,
+    lxs: tuple,
+    lxd: tuple,
+) -> tuple[int, int]:
+    """Plain-Python :func:`~.kernels.lexeme_walk` (same arguments, same results)."""
+    stack[int(node_depth[root])] = lexer0
+    i, n_b = int(resume[0]), int(resume[1])
+    while i < (int(node_skip[root]) if root else node_byte.shape[0]):
+        d = int(node_depth[i])
+        lx = int(stack[d - 1])
+        nl = int(lex_trans[lx, node_byte[i]])
+        if nl == -2 and lexer_row_reference(lxs, lxd, lx) == 0:
+            nl = int(lex_trans[lx, node_byte[i]])
+        if nl == -2:
+            resume[0], resume[1] = i, n_b
+            return NEED_ROW, lx
+        if nl < 0:
+            if nl == -1:
+                if n_b == bnodes.shape[0]:
+                    resume[0], resume[1] = i, n_b
+                    return NEED_SPACE, 0
+                bnodes[n_b], blex[n_b] = i, lx
+                n_b += 1
+            i = int(node_skip[i])
+            continue
+        stack[d] = nl
+        for k in range(int(token_start[i]), int(token_start[i + 1])):
+            _set_bit(out, int(token_ids[k]))
+        i += 1
+    resume[0], resume[1] = i, n_b
+    return DONE, 0
+
+
+def walk_entries_reference(
+    node_byte: np.ndarray,
+    node_depth: np.ndarray,
+    node_skip: np.ndarray,
+    token_start: np.ndarray,
+    token_ids: np.ndarray,
+    lex_trans: np.ndarray,
+    lex_acc: np.ndarray,
+    acc_ignore: np.ndarray,
+    gram: tuple,
+    st: tuple,
+    tr: tuple,
+    acc_t0: np.ndarray,
+    acc_terms: np.ndarray,
+    e_node: np.ndarray,
+    e_parser: np.ndarray,
+    e_lexer: np.ndarray,
+    n_entries: int,
+    out: np.ndarray,
+    stack_p: np.ndarray,
+    stack_l: np.ndarray,
+    pend_node: np.ndarray,
+    pend_parser: np.ndarray,
+    pend_lexer: np.ndarray,
+    miss: np.ndarray,
+    min_subtree: int,
+    sub: tuple,
+    def_node: np.ndarray,
+    def_lexer: np.ndarray,
+    lxs: tuple,
+    lxd: tuple,
+) -> tuple[int, int, int]:
+    """Plain-Python :func:`~.kernels.walk_entries` (same arguments, same results).
+
+    Parser steps are :func:`parser_transition_reference`'s.
+    """
+    sets, tsets = st[ST_SETS], st[ST_TSETS]
+    sub_keys, sub_vals, sub_table, sub_tokens, sub_bnodes, sub_blexers = sub
+    entries = [(int(e_node[j]), int(e_parser[j]), int(e_lexer[j])) for j in range(n_entries)]
+    pending: list[tuple[int, int, int]] = []
+    missing: list[int] = []
+    deferred: list[tuple[int, int]] = []
+    lexer_full = False  # lexer_row_reference asked for bigger arrays: only the caller grows them
+
+    def lexer_step(lx: int, b: int) -> int:
+        """``lex_trans[lx, b]``, computing the row if missing and the lexer has room."""
+        nonlocal lexer_full
+        if lex_trans[lx, b] == -2 and not lexer_full:
+            lexer_full = lexer_row_reference(lxs, lxd, lx) != 0
+        return int(lex_trans[lx, b])
+
+    def step(p: int, lx: int, b: int) -> tuple[int, int] | int | None:
+        """Next ``(parser, lexer)``; ``None`` if refused or pending; an int: the missing entry."""
+        nl = lexer_step(lx, b)
+        if nl >= 0:
+            return p, nl
+        if nl == -2:
+            return -1 - lx
+        if nl == -3 or lex_acc[lx] < 0:
+            return None
+        acc = int(lex_acc[lx])
+        if not acc_ignore[acc]:
+            if acc + 1 >= acc_t0.shape[0]:  # accepted set new in this pass: the caller lists it first
+                pending.append((i, p, lx))
+                return None
+            nxt = int(parser_transition_reference(gram, st, tr, acc_t0, acc_terms, p, acc))
+            if nxt == GROW:
+                pending.append((i, p, lx))
+                return None
+            if nxt < 0:
+                return None
+            p = nxt
+        ts = int(sets[p, SET_TSET])
+        l0 = int(tsets[ts, TSET_LEX0])
+        if l0 == UNKNOWN_START:
+            return ts
+        nl = lexer_step(l0, b)
+        if nl == -2:
+            return -1 - l0
+        return (p, nl) if nl >= 0 else None
+
+    j = 0
+    while j < len(entries):
+        i, p0, l0 = entries[j]
+        j += 1
+        base = int(node_depth[i]) - 1
+        stack = {0: (p0, l0)}
+        end = int(node_skip[i])
+        while i < end:
+            d = int(node_depth[i]) - base
+            p_parent, lx = stack[d - 1]
+            result = step(p_parent, lx, int(node_byte[i]))
+            if result is None or isinstance(result, int):
+                if isinstance(result, int):
+                    missing.append(result)
+                    pending.append((i, p_parent, lx))
+                i = int(node_skip[i])
+                continue
+            stack[d] = result
+            for k in range(int(token_start[i]), int(token_start[i + 1])):
+                _set_bit(out, int(token_ids[k]))
+            if lex_trans[lx, node_byte[i]] < 0 and int(node_skip[i]) - i > min_subtree:
+                p, nl = result
+                entry = hash_get_reference(sub_keys, sub_vals, i * LEX_STRIDE + nl)
+                if entry < 0:
+                    deferred.append((i, nl))
+                    pending.append((i, p_parent, lx))
+                else:
+                    for k in range(int(sub_table[entry, 0]), int(sub_table[entry, 1])):
+                        _set_bit(out, int(sub_tokens[k]))
+                    for k in range(int(sub_table[entry, 2]), int(sub_table[entry, 3])):
+                        entries.append((int(sub_bnodes[k]), p, int(sub_blexers[k])))
+                i = int(node_skip[i])
+                continue
+            i += 1
+    for k, (node, p, lx) in enumerate(pending):
+        pend_node[k], pend_parser[k], pend_lexer[k] = node, p, lx
+    for k, code in enumerate(missing):
+        miss[k] = code
+    for k, (node, lx) in enumerate(deferred):
+        def_node[k], def_lexer[k] = node, lx
+    for k in range(n_entries, len(entries)):
+        e_node[k], e_parser[k], e_lexer[k] = entries[k]
+    return len(pending), len(missing), len(deferred)
