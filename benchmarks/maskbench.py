@@ -526,6 +526,15 @@ def plot(results: list[SchemaResult], engines: list[str], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def write_plot(results: list[SchemaResult], engines: list[str], out: Path) -> None:
+    """``out/maskbench.png`` (see :func:`plot`), unless matplotlib is missing."""
+    try:
+        plot(results, engines, out / "maskbench.png")
+        print(f"plot: {out / 'maskbench.png'}")
+    except ImportError:
+        print("matplotlib not installed: no plot", file=sys.stderr)
+
+
 def save_results(results: list[SchemaResult], out: Path) -> None:
     """``maskbench.json`` (one row per engine and schema) plus every mask time in ``maskbench_tbm.npz``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -571,11 +580,7 @@ def merged_report(folders: list[Path], out: Path) -> int:
     print(report(results, engines))
     print(f"\nmerged from {len(folders)} runs: {', '.join(str(f) for f in folders)}")
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        plot(results, engines, out / "maskbench.png")
-        print(f"plot: {out / 'maskbench.png'}")
-    except ImportError:
-        print("matplotlib not installed: no plot", file=sys.stderr)
+    write_plot(results, engines, out)
     return 0
 
 
@@ -667,11 +672,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     out = Path(args.out)
     save_results(results, out)
-    try:
-        plot(results, engines, out / "maskbench.png")
-        print(f"plot: {out / 'maskbench.png'}")
-    except ImportError:
-        print("matplotlib not installed: no plot", file=sys.stderr)
+    write_plot(results, engines, out)
     return 0
 
 
