@@ -13,10 +13,13 @@ import re
 
 from jsonschema import FormatChecker
 
-_LEAP_YEAR = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[048]|[2468][048]|[13579][26])00)"
+# Years 0001-9999: year 0000 fits RFC 3339's grammar, but Python's datetime (which jsonschema's own
+# format checker uses) and most consumers reject it.
+_YEAR = r"(?:[0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"
+_LEAP_YEAR = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
 # Day-of-month is checked against the month, and 29 February against the Gregorian leap-year rule.
 _DATE = (
-    r"(?:[0-9]{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
+    rf"(?:{_YEAR}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
     r"|(?:0[13-9]|1[0-2])-(?:29|30)"
     r"|(?:0[13578]|1[02])-31)"
     rf"|{_LEAP_YEAR}-02-29)"
