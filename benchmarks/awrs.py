@@ -4,15 +4,17 @@ The issue-5 benchmark. The default model (SmolLM2-135M-Instruct, float32, CPU, K
 COMPLETE outputs for ``--schemas N`` JSON Schemas (default 50) drawn deterministically from the shared
 JSONSchemaBench/MaskBench set (``<repo>/../shared/data/jsonschemabench/*.jsonl.gz``), spread across its
 groups: each round visits every group in a seeded order and takes that group's next schema of a seeded
-permutation. The prompt (chat template, user turn) asks for JSON matching the schema and includes the
-schema text (compact, cut at ``--schema-chars``). Decoding stops at EOS, when the constraint allows
-nothing more, or after ``--max-new-tokens``, which is part of the constraint (every constrained sampler's
-matcher is a :class:`~structgen.completion.BudgetMatcher`: near the end of the budget only tokens after
-which the output can still be completed in time are allowed; ``--no-token-budget`` turns that off; the
-table counts the tokens decided under that test). Every complete output is parsed and validated with
-``jsonschema`` (the validator of the schema's ``$schema``, Draft 2020-12 when absent, with format
-checking, since structgen asserts formats). Schemas whose compile raises a structgen
-``ConstraintError`` are skipped and counted (so are other compile exceptions, listed separately).
+permutation, among the schemas with at least one valid test instance (proof that the schema can be met).
+The prompt (chat template, user turn) asks for JSON matching the schema and includes the schema text
+(compact, cut at ``--schema-chars``). Decoding stops at EOS, when the constraint allows nothing more, or
+after the token limit (``--max-new-tokens``, raised for a schema whose smallest valid test instance needs
+more: 1.5x its tokens), which is part of the constraint (every constrained sampler's matcher is a
+:class:`~structgen.completion.BudgetMatcher`: near the end of the budget only tokens after which the
+output can still be completed in time are allowed; ``--no-token-budget`` turns that off; the table counts
+the tokens decided under that test). Every complete output is parsed and validated with ``jsonschema``
+(the validator of the schema's ``$schema``, Draft 2020-12 when absent, with format checking, since
+structgen asserts formats). Schemas whose compile raises a structgen ``ConstraintError`` are skipped and
+counted (so are other compile exceptions, listed separately).
 
 At every decoding step all samplers run on the *same* logits and the same decoding state:
 
@@ -93,6 +95,8 @@ class Case:
     kind: str
     source: Any
     prompt: str
+    # Compact text of the schema's shortest valid test instance: the token limit must hold it.
+    smallest_instance: str = ""
 
 
 REGEX_CASES = [
@@ -129,7 +133,26 @@ def schema_prompt(schema: Any, max_chars: int) -> str:
 def schema_case(group: str, index: int, record: dict[str, Any], max_chars: int) -> Case:
     """A case for schema ``index`` of ``group``."""
     name = f"{group}/{record.get('id', index)}"
-    return Case(name, "schema", record["schema"], schema_prompt(record["schema"], max_chars))
+    valid = [
+        json.dumps(t["data"], separators=(",", ":"), ensure_ascii=False)
+        for t in record.get("tests", ())
+        if t.get("valid")
+    ]
+    smallest = min(valid, key=len, default="")
+    return Case(name, "schema", record["schema"], schema_prompt(record["schema"], max_chars), smallest)
+
+
+def token_limit(case: Case, tokenizer: Any, args: argparse.Namespace) -> int:
+    """``--max-new-tokens``, raised to 1.5x the tokens of the case's smallest known valid instance.
+
+    Some schemas' smallest instances are longer than the default limit (many required
+    properties); with a limit that no valid output fits, "every output validates" cannot be met
+    by any sampler.
+    """
+    if not case.smallest_instance:
+        return args.max_new_tokens
+    needed = len(tokenizer.encode(case.smallest_instance, add_special_tokens=False))
+    return max(args.max_new_tokens, -(-3 * needed // 2))
 
 
 def read_group(group: str) -> list[dict[str, Any]]:
@@ -144,16 +167,21 @@ def read_group(group: str) -> list[dict[str, Any]]:
 def draw_schemas(n: int, seed: int, max_chars: int) -> list[Case]:
     """``n`` schemas spread across the groups, deterministically for ``seed``.
 
-    Each group gets a seeded permutation of its schemas; each round visits the groups in a seeded
-    order and takes every group's next schema, until ``n`` are drawn (groups that run out are
-    skipped), so the groups contribute as evenly as ``n`` allows.
+    Each group gets a seeded permutation of its schemas that have a valid test instance; each round
+    visits the groups in a seeded order and takes every group's next schema, until ``n`` are drawn
+    (groups that run out are skipped), so the groups contribute as evenly as ``n`` allows.
     """
     groups = sorted(p.name.removesuffix(".jsonl.gz") for p in BENCH.glob("*.jsonl.gz"))
     if not groups:
         raise FileNotFoundError(f"no *.jsonl.gz in {BENCH}")
     records = {g: read_group(g) for g in groups}
     rng = np.random.default_rng(seed)
-    order = {g: rng.permutation(len(records[g])).tolist() for g in groups}
+    # Only schemas with a valid test instance: it shows the schema is satisfiable and sizes the token
+    # limit (see token_limit); a schema without one may have no valid output of any practical length.
+    order = {
+        g: [i for i in rng.permutation(len(records[g])).tolist() if _has_valid_instance(records[g][i])]
+        for g in groups
+    }
     cases: list[Case] = []
     round_ = 0
     while len(cases) < n and any(round_ < len(order[g]) for g in groups):
@@ -164,6 +192,10 @@ def draw_schemas(n: int, seed: int, max_chars: int) -> list[Case]:
                 cases.append(schema_case(group, index, records[group][index], max_chars))
         round_ += 1
     return cases
+
+
+def _has_valid_instance(record: dict[str, Any]) -> bool:
+    return any(t.get("valid") for t in record.get("tests", ()))
 
 
 def parse_schema_spec(spec: str, seed: int, max_chars: int) -> list[Case]:
@@ -298,7 +330,9 @@ def run_case(case: Case, loaded: Any, params: SamplingParams, args: argparse.Nam
     except Exception as exc:  # a compiler bug: reported in the table, the other cases still run
         result.update(status="compile_crash", error=f"{type(exc).__name__}: {exc}")
         return result
-    budget = None if args.no_token_budget else args.max_new_tokens
+    limit = token_limit(case, loaded.tokenizer, args)
+    result["max_new_tokens"] = limit
+    budget = None if args.no_token_budget else limit
     matchers = {name: budgeted_matcher(c, budget) for name, c in constraints.items()}
     samplers: dict[str, TokenSampler] = {
         "awrs": RejectionSampler(params, max_checks=args.max_checks),
@@ -319,7 +353,7 @@ def run_case(case: Case, loaded: Any, params: SamplingParams, args: argparse.Nam
     generated: list[int] = []
     stopped = "length"
     try:
-        for step in range(args.max_new_tokens):
+        for step in range(limit):
             start = time.perf_counter()
             logits = lm.forward(pending)
             if step == 0:
@@ -425,7 +459,13 @@ def summary(results: list[dict[str, Any]], vocab_size: int, args: argparse.Names
     row("cases run", f"{len(ran)}")
     row("decode errors", f"{len(decode_errors)}   {ids(decode_errors)}")
     row("outputs complete (EOS / nothing may follow)", f"{len(complete)}")
-    row(f"outputs cut at --max-new-tokens {args.max_new_tokens}", f"{len(truncated)}   {ids(truncated)}")
+    raised = [r for r in ran if r.get("max_new_tokens", args.max_new_tokens) > args.max_new_tokens]
+    limits = ", ".join(f"{r['case']}: {r['max_new_tokens']}" for r in raised) or "-"
+    row(
+        f"token limit raised above {args.max_new_tokens} (1.5x smallest valid instance)",
+        f"{len(raised)}   {limits}",
+    )
+    row("outputs cut at their token limit", f"{len(truncated)}   {ids(truncated)}")
     row("schema outputs valid (jsonschema)", f"{len(valid)} of {len(schema_complete)} complete")
     row("schema outputs invalid", f"{len(invalid)}   {ids(invalid)}")
     if validator_errors:
