@@ -58,6 +58,7 @@ from structgen.automata.grammar.kernels import (
     UNKNOWN_START,
     IntHashMap,
     lexeme_walk,
+    subtree_walks,
     walk_entries,
 )
 from structgen.automata.grammar.lexer import DEAD, LazyLexer
@@ -191,9 +192,7 @@ class GrammarAutomaton(Automaton):
         self._words = bitmask_words(vocab.size)
         self._mask_cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self._mask_cache_size = mask_cache_size
-        self._lexeme_cache: OrderedDict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = (
-            OrderedDict()
-        )
+        self._lexeme_cache: OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
         self._lexeme_cache_size = lexeme_cache_size
         self.subtrees = SubtreeCache()
         # Subtrees of more nodes than this, below a node where a lexeme starts, are not walked
@@ -203,6 +202,7 @@ class GrammarAutomaton(Automaton):
         # The kernels (swappable for their plain-Python references in tests).
         self._lexeme_kernel = lexeme_walk
         self._entries_kernel = walk_entries
+        self._subtree_kernel = subtree_walks
         self.walk_calls = 0  # statistics: kernel calls, including resumptions
         self._initial: GrammarState = (self.parser.initial, self._lexeme_start(self.parser.initial))
 
@@ -368,28 +368,22 @@ class GrammarAutomaton(Automaton):
             cache.popitem(last=False)
         return mask
 
-    def lexeme_info(
-        self, lx: int, root: int = 0, *, cache: bool = True
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Context-independent part of the masks of lexer state ``lx`` at trie node ``root``.
+    def lexeme_info(self, lx: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Context-independent part of the masks of lexer state ``lx`` (cached per state).
 
-        ``(inside, boundary_nodes, boundary_lexers)``: the uint32 mask of the tokens below
-        ``root`` that stay inside the current lexeme, and the nodes below ``root`` whose byte
-        cannot extend it, each with the lexer state of its parent node. ``root`` is the trie's
-        root (``lx`` before any byte of the token) or a node the mask walk leaves to the
-        :class:`SubtreeCache` (``lx`` after its byte). Results are cached per ``(root, lx)``
-        unless ``cache`` is false.
+        ``(inside, boundary_nodes, boundary_lexers)``: the uint32 mask of the tokens that stay
+        inside the current lexeme, and the trie nodes whose byte cannot extend it, each with the
+        lexer state of its parent node.
         """
-        key = (root, lx)
-        info = self._lexeme_cache.get(key) if cache else None
+        info = self._lexeme_cache.get(lx)
         if info is not None:
-            self._lexeme_cache.move_to_end(key)
+            self._lexeme_cache.move_to_end(lx)
             return info
         trie = self.trie
         lexer = self.lexer
         scratch = _scratch(trie)
         inside = np.zeros(self._words, dtype=np.uint32)
-        resume = np.array([root + 1, 0], dtype=np.int64)
+        resume = np.array([1, 0], dtype=np.int64)
         while True:
             self.walk_calls += 1
             status, need = self._lexeme_kernel(
@@ -400,7 +394,7 @@ class GrammarAutomaton(Automaton):
                 trie.token_ids,
                 lexer.trans,
                 lx,
-                root,
+                0,
                 inside,
                 scratch.b_node,
                 scratch.b_lexer,
@@ -413,24 +407,52 @@ class GrammarAutomaton(Automaton):
             lexer.ensure_row(int(need))  # NEED_SPACE cannot happen: one boundary per node at most
         n_b = int(resume[1])
         info = (inside, scratch.b_node[:n_b].copy(), scratch.b_lexer[:n_b].copy())
-        if cache:
-            self._lexeme_cache[key] = info
-            if len(self._lexeme_cache) > self._lexeme_cache_size:
-                self._lexeme_cache.popitem(last=False)
+        self._lexeme_cache[lx] = info
+        if len(self._lexeme_cache) > self._lexeme_cache_size:
+            self._lexeme_cache.popitem(last=False)
         return info
 
     def _cache_subtrees(self, nodes: np.ndarray, lexers: np.ndarray) -> None:
         """Put the lexeme parts of the subtrees ``(nodes[k], lexers[k])`` in the subtree cache."""
         trie = self.trie
-        token_ids, token_start = trie.token_ids, trie.token_start
-        entries = []
-        for key in np.unique(nodes.astype(np.int64) * LEX_STRIDE + lexers).tolist():
-            node, lx = divmod(key, LEX_STRIDE)
-            inside, bnodes, blexers = self.lexeme_info(lx, node, cache=False)
-            below = token_ids[token_start[node + 1] : token_start[trie.node_skip[node]]]
-            tokens = below[(inside[below >> 5] >> (below & 31).astype(np.uint32)) & 1 == 1]
-            entries.append((key, tokens, bnodes, blexers))
-        self.subtrees.add_batch(entries)
+        lexer = self.lexer
+        keys = np.unique(nodes.astype(np.int64) * LEX_STRIDE + lexers)
+        roots = (keys // LEX_STRIDE).astype(np.int32)
+        starts = (keys % LEX_STRIDE).astype(np.int32)
+        skips = trie.node_skip[roots]
+        # Room for every token and node below the roots: no walk can need more.
+        tokens = np.empty(int((trie.token_start[skips] - trie.token_start[roots + 1]).sum()), np.int32)
+        size = int((skips - roots - 1).sum())
+        bnodes = np.empty(size, dtype=np.int32)
+        blexers = np.empty(size, dtype=np.int32)
+        t_end = np.empty(roots.shape[0], dtype=np.int64)
+        b_end = np.empty(roots.shape[0], dtype=np.int64)
+        resume = np.array([0, roots[0] + 1, 0, 0], dtype=np.int64)
+        stack = _scratch(trie).stack_l
+        while True:
+            self.walk_calls += 1
+            status, need = self._subtree_kernel(
+                trie.node_byte,
+                trie.node_depth,
+                trie.node_skip,
+                trie.token_start,
+                trie.token_ids,
+                lexer.trans,
+                roots,
+                starts,
+                tokens,
+                t_end,
+                bnodes,
+                blexers,
+                b_end,
+                stack,
+                resume,
+                *lexer.kernel_arrays(),
+            )
+            if status == DONE:
+                break
+            lexer.ensure_row(int(need))
+        self.subtrees.add_batch(keys, tokens, t_end, bnodes, blexers, b_end)
 
     def _compute_mask(self, parser_id: int, lx: int) -> np.ndarray:
         """Mask of ``(parser_id, lx)``: the lexeme part, plus walks from each lexeme boundary.
@@ -506,10 +528,11 @@ class GrammarAutomaton(Automaton):
 class SubtreeCache:
     """Lexeme parts of trie subtrees, per ``(node, lexer state)``, in arrays the mask walk reads.
 
-    An entry is what :meth:`GrammarAutomaton.lexeme_info` says of the subtree of ``node`` with
-    lexer state ``lx`` after the node's byte: the tokens below it that stay inside the lexeme and
-    the boundary nodes with their parents' lexer states. It does not depend on the parser, so
-    every mask reaching the node at a lexeme start in that lexer state shares it. Memory is
+    An entry is what :func:`~structgen.automata.grammar.kernels.subtree_walks` finds in the
+    subtree of ``node`` with lexer state ``lx`` after the node's byte: the tokens below it that stay
+    inside the lexeme and the boundary nodes with their parents' lexer states. It does not depend
+    on the parser, so every mask reaching the node at a lexeme start in that lexer state shares
+    it. Memory is
     bounded: when the pools would pass ``max_items`` token ids or boundaries, the cache starts
     over empty (before a batch, so that the entries one walk pass asked for stay together).
     """
@@ -532,29 +555,43 @@ class SubtreeCache:
         """``(keys, vals, table, tokens, bnodes, blexers)`` as :func:`walk_entries` takes them."""
         return (self.index.keys, self.index.vals, self.table, self.tokens, self.bnodes, self.blexers)
 
-    def add_batch(self, entries: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> None:
-        """Store ``(key, tokens, bnodes, blexers)`` entries absent so far (key: node * LEX_STRIDE + lexer)."""
-        n_t = sum(tokens.shape[0] for _, tokens, _, _ in entries)
-        n_b = sum(bnodes.shape[0] for _, _, bnodes, _ in entries)
+    def add_batch(
+        self,
+        keys: np.ndarray,
+        tokens: np.ndarray,
+        t_end: np.ndarray,
+        bnodes: np.ndarray,
+        blexers: np.ndarray,
+        b_end: np.ndarray,
+    ) -> None:
+        """Store entries absent so far, as :func:`~.kernels.subtree_walks` lists them.
+
+        Entry ``k`` (key ``node * LEX_STRIDE + lexer``) has the tokens ``tokens[t_end[k - 1] :
+        t_end[k]]`` and the boundaries ``bnodes`` / ``blexers[b_end[k - 1] : b_end[k]]``.
+        """
+        n = keys.shape[0]
+        n_t = int(t_end[-1]) if n else 0
+        n_b = int(b_end[-1]) if n else 0
         if max(self.num_tokens + n_t, self.num_bounds + n_b) > self.max_items:
             self._clear()
-        for key, tokens, bnodes, blexers in entries:
-            self._add(key, tokens, bnodes, blexers)
-
-    def _add(self, key: int, tokens: np.ndarray, bnodes: np.ndarray, blexers: np.ndarray) -> None:
-        n_t, n_b = tokens.shape[0], bnodes.shape[0]
-        if self.num_entries == self.table.shape[0]:
-            self.table = np.concatenate([self.table, np.zeros_like(self.table)])
-        self.tokens = _ensure_room(self.tokens, self.num_tokens + n_t)
-        self.bnodes = _ensure_room(self.bnodes, self.num_bounds + n_b)
-        self.blexers = _ensure_room(self.blexers, self.num_bounds + n_b)
-        t0, b0 = self.num_tokens, self.num_bounds
-        self.tokens[t0 : t0 + n_t] = tokens
-        self.bnodes[b0 : b0 + n_b] = bnodes
-        self.blexers[b0 : b0 + n_b] = blexers
-        self.table[self.num_entries] = (t0, t0 + n_t, b0, b0 + n_b)
-        self.index.put(key, self.num_entries)
-        self.num_entries += 1
+        t0, b0, e0 = self.num_tokens, self.num_bounds, self.num_entries
+        self.tokens = _ensure_room(self.tokens, t0 + n_t)
+        self.bnodes = _ensure_room(self.bnodes, b0 + n_b)
+        self.blexers = _ensure_room(self.blexers, b0 + n_b)
+        self.table = _ensure_room(self.table, e0 + n)
+        self.tokens[t0 : t0 + n_t] = tokens[:n_t]
+        self.bnodes[b0 : b0 + n_b] = bnodes[:n_b]
+        self.blexers[b0 : b0 + n_b] = blexers[:n_b]
+        rows = self.table[e0 : e0 + n]
+        rows[:, 1] = t0 + t_end
+        rows[:, 0] = t0
+        rows[1:, 0] += t_end[:-1]
+        rows[:, 3] = b0 + b_end
+        rows[:, 2] = b0
+        rows[1:, 2] += b_end[:-1]
+        for k, key in enumerate(keys.tolist()):
+            self.index.put(key, e0 + k)
+        self.num_entries += n
         self.num_tokens += n_t
         self.num_bounds += n_b
 
@@ -563,7 +600,7 @@ def _ensure_room(pool: np.ndarray, size: int) -> np.ndarray:
     """``pool``, or a copy at least twice as large when it is shorter than ``size``."""
     if size <= pool.shape[0]:
         return pool
-    grown = np.zeros(max(size, 2 * pool.shape[0]), dtype=pool.dtype)
+    grown = np.zeros((max(size, 2 * pool.shape[0]), *pool.shape[1:]), dtype=pool.dtype)
     grown[: pool.shape[0]] = pool
     return grown
 

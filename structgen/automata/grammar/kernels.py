@@ -10,7 +10,8 @@ A mask is computed in two parts (XGrammar's context-independent / context-depend
   trie's root, or a node where a lexeme starts) that stay inside the current lexeme (always
   allowed: some terminal the parser accepts is still alive) and the *boundary* nodes, where the
   byte into the node cannot extend the lexeme; it records each with the lexer state of its
-  parent. Its results are cached per (node, lexer state). A missing lexer row is computed on the
+  parent. Its results are cached per (node, lexer state); :func:`subtree_walks` does the same for
+  many subtrees in one call (the subtree cache's entries). A missing lexer row is computed on the
   spot (:func:`lexer_row`); when the lexer's arrays must grow first it saves its position in
   ``resume`` and returns ``NEED_ROW``, and the caller grows them and calls again.
 * :func:`walk_entries` depends on the parser state: it walks subtrees ("entries": a node and the
@@ -825,6 +826,82 @@ def lexeme_walk(
         i += 1
     resume[0] = i
     resume[1] = n_b
+    return DONE, 0
+
+
+@numba.njit(cache=True)
+def subtree_walks(
+    node_byte: np.ndarray,
+    node_depth: np.ndarray,
+    node_skip: np.ndarray,
+    token_start: np.ndarray,
+    token_ids: np.ndarray,
+    lex_trans: np.ndarray,
+    roots: np.ndarray,
+    lexers: np.ndarray,
+    tokens: np.ndarray,
+    t_end: np.ndarray,
+    bnodes: np.ndarray,
+    blex: np.ndarray,
+    b_end: np.ndarray,
+    stack: np.ndarray,
+    resume: np.ndarray,
+    lxs: tuple,
+    lxd: tuple,
+) -> tuple[int, int]:  # pragma: no cover - numba
+    """:func:`lexeme_walk` of several subtrees in one call, listing token ids instead of mask bits.
+
+    Walk ``k`` is the subtree of node ``roots[k]`` with lexer state ``lexers[k]`` after the
+    node's byte: its tokens that stay inside the lexeme are appended to ``tokens`` and its
+    boundary nodes (with their parents' lexer states) to ``bnodes`` / ``blex``; ``t_end[k]`` and
+    ``b_end[k]`` are the pools' ends after walk ``k``. The pools must have room for every token and
+    node below the roots. ``resume`` is ``(walk, next node, tokens used, boundaries used)``, start
+    with ``(0, roots[0] + 1, 0, 0)``. One call for all the subtree cache entries a mask walk asks
+    for: the entries are many and mostly small, and each kernel call costs more to dispatch than
+    a small walk. Returns ``(DONE, 0)``, or ``(NEED_ROW, lexer state)`` when the lexer's arrays
+    must grow before that state's row can be computed (then call again).
+    """
+    k = resume[0]
+    i = resume[1]
+    n_t = resume[2]
+    n_b = resume[3]
+    while k < roots.shape[0]:
+        root = roots[k]
+        end = node_skip[root]
+        stack[node_depth[root]] = lexers[k]
+        while i < end:
+            d = node_depth[i]
+            lx = stack[d - 1]
+            nl = lex_trans[lx, node_byte[i]]
+            if nl == -2 and lexer_row(lxs, lxd, lx) == 0:
+                nl = lex_trans[lx, node_byte[i]]
+            if nl < 0:
+                if nl == -2:
+                    resume[0] = k
+                    resume[1] = i
+                    resume[2] = n_t
+                    resume[3] = n_b
+                    return NEED_ROW, lx
+                if nl == -1:
+                    bnodes[n_b] = i
+                    blex[n_b] = lx
+                    n_b += 1
+                i = node_skip[i]
+                continue
+            stack[d] = nl
+            for j in range(token_start[i], token_start[i + 1]):
+                tokens[n_t] = token_ids[j]
+                n_t += 1
+            i += 1
+        t_end[k] = n_t
+        b_end[k] = n_b
+        k += 1
+        if k < roots.shape[0]:
+            i = roots[k] + 1
+    resume[0] = k
+    resume[1] = i
+    resume[2] = n_t
+    resume[3] = n_b
     return DONE, 0
 
 

@@ -732,6 +732,58 @@ def lexeme_walk_reference(
     return DONE, 0
 
 
+def subtree_walks_reference(
+    node_byte: np.ndarray,
+    node_depth: np.ndarray,
+    node_skip: np.ndarray,
+    token_start: np.ndarray,
+    token_ids: np.ndarray,
+    lex_trans: np.ndarray,
+    roots: np.ndarray,
+    lexers: np.ndarray,
+    tokens: np.ndarray,
+    t_end: np.ndarray,
+    bnodes: np.ndarray,
+    blex: np.ndarray,
+    b_end: np.ndarray,
+    stack: np.ndarray,
+    resume: np.ndarray,
+    lxs: tuple,
+    lxd: tuple,
+) -> tuple[int, int]:
+    """Plain-Python :func:`~.kernels.subtree_walks` (same arguments, same results)."""
+    k, i, n_t, n_b = (int(x) for x in resume)
+    while k < roots.shape[0]:
+        root = int(roots[k])
+        stack[int(node_depth[root])] = lexers[k]
+        while i < int(node_skip[root]):
+            d = int(node_depth[i])
+            lx = int(stack[d - 1])
+            nl = int(lex_trans[lx, node_byte[i]])
+            if nl == -2 and lexer_row_reference(lxs, lxd, lx) == 0:
+                nl = int(lex_trans[lx, node_byte[i]])
+            if nl == -2:
+                resume[:] = (k, i, n_t, n_b)
+                return NEED_ROW, lx
+            if nl < 0:
+                if nl == -1:
+                    bnodes[n_b], blex[n_b] = i, lx
+                    n_b += 1
+                i = int(node_skip[i])
+                continue
+            stack[d] = nl
+            for j in range(int(token_start[i]), int(token_start[i + 1])):
+                tokens[n_t] = token_ids[j]
+                n_t += 1
+            i += 1
+        t_end[k], b_end[k] = n_t, n_b
+        k += 1
+        if k < roots.shape[0]:
+            i = int(roots[k]) + 1
+    resume[:] = (k, i, n_t, n_b)
+    return DONE, 0
+
+
 def walk_entries_reference(
     node_byte: np.ndarray,
     node_depth: np.ndarray,
