@@ -20,7 +20,6 @@ from structgen.automata.grammar.kernels import (
     DONE,
     IntHashMap,
     hash_get,
-    lexeme_walk,
     subtree_walks,
     walk_entries,
 )
@@ -28,7 +27,6 @@ from structgen.automata.grammar.lexer import BLOCKED, DEAD
 from structgen.automata.grammar.reference import (
     ReferenceRecognizer,
     hash_get_reference,
-    lexeme_walk_reference,
     subtree_walks_reference,
     walk_entries_reference,
 )
@@ -300,12 +298,10 @@ def test_hash_map_matches_reference():
 def test_numba_kernels_equal_python_references(name):
     fast = compile_grammar(name, VOCAB, cache=False).automaton
     slow = compile_grammar(name, VOCAB, cache=False).automaton
-    slow._lexeme_kernel = lexeme_walk_reference
     slow._entries_kernel = walk_entries_reference
     slow._subtree_kernel = subtree_walks_reference
     fast.min_cached_subtree = slow.min_cached_subtree = 1  # exercise the subtree cache
-    assert fast._lexeme_kernel is lexeme_walk and fast._entries_kernel is walk_entries
-    assert fast._subtree_kernel is subtree_walks
+    assert fast._entries_kernel is walk_entries and fast._subtree_kernel is subtree_walks
     text = {
         "json": b'{"a": [1, 2.5, "x\\n"], "b": null}',
         "sql": b"SELECT a, count(*) FROM t WHERE x > 1 GROUP BY a",
@@ -521,10 +517,27 @@ def test_lexer_kernels_agree_with_reference_lexing(name):
     assert len(seen) > 20
 
 
+def _run_subtree_walks(kernel, automaton, roots, lexers, out, tokens, size):
+    trie, lexer = automaton.trie, automaton.lexer
+    bnodes, blexers = np.zeros(size, np.int32), np.zeros(size, np.int32)
+    t_end, b_end = np.zeros(len(roots), np.int64), np.zeros(len(roots), np.int64)
+    stack = np.zeros(trie.max_depth + 2, dtype=np.int64)
+    resume = np.array([0, roots[0] + 1, 0, 0], dtype=np.int64)
+    while True:
+        status, need = kernel(
+            trie.node_byte, trie.node_depth, trie.node_skip, trie.token_start, trie.token_ids,
+            lexer.trans, roots, lexers, out, tokens, t_end, bnodes, blexers, b_end, stack, resume,
+            *lexer.kernel_arrays(),
+        )  # fmt: skip
+        if status == DONE:
+            return t_end, b_end, bnodes, blexers
+        lexer.ensure_row(int(need))
+
+
 @pytest.mark.parametrize("kernel", [subtree_walks, subtree_walks_reference])
-def test_subtree_walks_list_what_lexeme_walk_finds_below_each_root(kernel):
-    # One batched call per subtree cache batch must find, root by root, the tokens and boundaries
-    # that a lexeme_walk of that root alone finds.
+def test_subtree_walks_batched_lists_what_single_mask_walks_find(kernel):
+    # The subtree cache's batched walks (token lists) and the lexeme walk of one root (mask bits)
+    # are the same walk: subtree by subtree, the same tokens and the same boundaries.
     a = compile_grammar("sql", VOCAB, cache=False).automaton
     trie, lexer = a.trie, a.lexer
     # The subtrees of first-byte nodes, each with the lexer state after its byte at a lexeme start.
@@ -534,46 +547,25 @@ def test_subtree_walks_list_what_lexeme_walk_finds_below_each_root(kernel):
         after = lexer.step(lx0, int(trie.node_byte[node]))
         if after >= 0 and trie.node_skip[node] > node + 1:
             pairs.append((node, after))
-    pairs = sorted(set(pairs))[:40]
+    pairs = pairs[:40]
     roots = np.array([p[0] for p in pairs], dtype=np.int32)
     lexers = np.array([p[1] for p in pairs], dtype=np.int32)
     skips = trie.node_skip[roots]
-    tokens = np.empty(int((trie.token_start[skips] - trie.token_start[roots + 1]).sum()), np.int32)
-    out_nodes = np.empty(int((skips - roots - 1).sum()), np.int32)
-    out_lexers = np.empty_like(out_nodes)
-    t_end = np.empty(len(pairs), np.int64)
-    b_end = np.empty(len(pairs), np.int64)
-    stack = np.zeros(trie.max_depth + 2, dtype=np.int64)
-    resume = np.array([0, roots[0] + 1, 0, 0], dtype=np.int64)
-    while True:
-        status, need = kernel(
-            trie.node_byte, trie.node_depth, trie.node_skip, trie.token_start, trie.token_ids,
-            lexer.trans, roots, lexers, tokens, t_end, out_nodes, out_lexers, b_end, stack, resume,
-            *lexer.kernel_arrays(),
-        )  # fmt: skip
-        if status == DONE:
-            break
-        lexer.ensure_row(int(need))
+    tokens = np.zeros(int((trie.token_start[skips] - trie.token_start[roots + 1]).sum()), np.int32)
+    size = int((skips - roots - 1).sum())
+    no_mask = np.zeros(0, dtype=np.uint32)
+    t_end, b_end, bnodes, blexers = _run_subtree_walks(kernel, a, roots, lexers, no_mask, tokens, size)
     t0 = b0 = 0
-    for k, (root, lx) in enumerate(pairs):
-        inside = np.zeros(a._words, dtype=np.uint32)
-        b_node = np.zeros(trie.num_nodes + 1, dtype=np.int32)
-        b_lex = np.zeros_like(b_node)
-        single = np.array([root + 1, 0], dtype=np.int64)
-        while True:
-            status, need = lexeme_walk(
-                trie.node_byte, trie.node_depth, trie.node_skip, trie.token_start, trie.token_ids,
-                lexer.trans, lx, root, inside, b_node, b_lex, stack, single, *lexer.kernel_arrays(),
-            )  # fmt: skip
-            if status == DONE:
-                break
-            lexer.ensure_row(int(need))
+    for k in range(len(pairs)):
+        mask = np.zeros(a._words, dtype=np.uint32)
+        one = _run_subtree_walks(kernel, a, roots[k : k + 1], lexers[k : k + 1], mask, tokens[:0], size)
+        root = int(roots[k])
         below = trie.token_ids[trie.token_start[root + 1] : trie.token_start[trie.node_skip[root]]]
-        expected = [int(t) for t in below if (int(inside[t >> 5]) >> (int(t) & 31)) & 1]
+        expected = [int(t) for t in below if (int(mask[t >> 5]) >> (int(t) & 31)) & 1]
         assert tokens[t0 : t_end[k]].tolist() == expected
-        n_b = int(single[1])
-        assert out_nodes[b0 : b_end[k]].tolist() == b_node[:n_b].tolist()
-        assert out_lexers[b0 : b_end[k]].tolist() == b_lex[:n_b].tolist()
+        n_b = int(one[1][0])
+        assert bnodes[b0 : b_end[k]].tolist() == one[2][:n_b].tolist()
+        assert blexers[b0 : b_end[k]].tolist() == one[3][:n_b].tolist()
         t0, b0 = int(t_end[k]), int(b_end[k])
     assert t0 > 0 and b0 > 0
 

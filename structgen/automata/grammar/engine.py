@@ -9,7 +9,7 @@ Architecture (llguidance's, in Python + numba):
   state is just ``(earley_set, lexer_state)`` and matcher copy/rollback cost nothing;
 * the token mask walks the vocabulary's byte trie in numba: the tokens that stay inside the
   current lexeme and the trie nodes where the lexeme ends depend on the lexer state only and are
-  cached per lexer state (:func:`~structgen.automata.grammar.kernels.lexeme_walk`); from each such
+  cached per lexer state (:func:`~structgen.automata.grammar.kernels.subtree_walks`); from each such
   boundary a second walk steps the parser through a memoized transition table
   (:func:`~structgen.automata.grammar.kernels.walk_entries`), building the Earley sets it needs
   on the spot (the parser runs in numba on integer arrays). Below a node where a new lexeme
@@ -57,7 +57,6 @@ from structgen.automata.grammar.kernels import (
     LEX_STRIDE,
     UNKNOWN_START,
     IntHashMap,
-    lexeme_walk,
     subtree_walks,
     walk_entries,
 )
@@ -200,7 +199,6 @@ class GrammarAutomaton(Automaton):
         # to walk than their cache entries cost in memory.
         self.min_cached_subtree = 256
         # The kernels (swappable for their plain-Python references in tests).
-        self._lexeme_kernel = lexeme_walk
         self._entries_kernel = walk_entries
         self._subtree_kernel = subtree_walks
         self.walk_calls = 0  # statistics: kernel calls, including resumptions
@@ -379,33 +377,11 @@ class GrammarAutomaton(Automaton):
         if info is not None:
             self._lexeme_cache.move_to_end(lx)
             return info
-        trie = self.trie
-        lexer = self.lexer
-        scratch = _scratch(trie)
+        scratch = _scratch(self.trie)
         inside = np.zeros(self._words, dtype=np.uint32)
-        resume = np.array([1, 0], dtype=np.int64)
-        while True:
-            self.walk_calls += 1
-            status, need = self._lexeme_kernel(
-                trie.node_byte,
-                trie.node_depth,
-                trie.node_skip,
-                trie.token_start,
-                trie.token_ids,
-                lexer.trans,
-                lx,
-                0,
-                inside,
-                scratch.b_node,
-                scratch.b_lexer,
-                scratch.stack_l,
-                resume,
-                *lexer.kernel_arrays(),
-            )
-            if status == DONE:
-                break
-            lexer.ensure_row(int(need))  # NEED_SPACE cannot happen: one boundary per node at most
-        n_b = int(resume[1])
+        lexers = np.array([lx], dtype=np.int32)
+        _, b_end = self._walk_subtrees(_ROOT, lexers, inside, _NO_TOKENS, scratch.b_node, scratch.b_lexer)
+        n_b = int(b_end[0])
         info = (inside, scratch.b_node[:n_b].copy(), scratch.b_lexer[:n_b].copy())
         self._lexeme_cache[lx] = info
         if len(self._lexeme_cache) > self._lexeme_cache_size:
@@ -415,7 +391,6 @@ class GrammarAutomaton(Automaton):
     def _cache_subtrees(self, nodes: np.ndarray, lexers: np.ndarray) -> None:
         """Put the lexeme parts of the subtrees ``(nodes[k], lexers[k])`` in the subtree cache."""
         trie = self.trie
-        lexer = self.lexer
         keys = np.unique(nodes.astype(np.int64) * LEX_STRIDE + lexers)
         roots = (keys // LEX_STRIDE).astype(np.int32)
         starts = (keys % LEX_STRIDE).astype(np.int32)
@@ -425,6 +400,24 @@ class GrammarAutomaton(Automaton):
         size = int((skips - roots - 1).sum())
         bnodes = np.empty(size, dtype=np.int32)
         blexers = np.empty(size, dtype=np.int32)
+        t_end, b_end = self._walk_subtrees(roots, starts, _NO_MASK, tokens, bnodes, blexers)
+        self.subtrees.add_batch(keys, tokens, t_end, bnodes, blexers, b_end)
+
+    def _walk_subtrees(
+        self,
+        roots: np.ndarray,
+        lexers: np.ndarray,
+        out: np.ndarray,
+        tokens: np.ndarray,
+        bnodes: np.ndarray,
+        blexers: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Run :func:`~.kernels.subtree_walks` to the end, growing the lexer when it asks.
+
+        Returns the pools' ends after each walk, ``(t_end, b_end)``.
+        """
+        trie = self.trie
+        lexer = self.lexer
         t_end = np.empty(roots.shape[0], dtype=np.int64)
         b_end = np.empty(roots.shape[0], dtype=np.int64)
         resume = np.array([0, roots[0] + 1, 0, 0], dtype=np.int64)
@@ -439,7 +432,8 @@ class GrammarAutomaton(Automaton):
                 trie.token_ids,
                 lexer.trans,
                 roots,
-                starts,
+                lexers,
+                out,
                 tokens,
                 t_end,
                 bnodes,
@@ -450,9 +444,8 @@ class GrammarAutomaton(Automaton):
                 *lexer.kernel_arrays(),
             )
             if status == DONE:
-                break
+                return t_end, b_end
             lexer.ensure_row(int(need))
-        self.subtrees.add_batch(keys, tokens, t_end, bnodes, blexers, b_end)
 
     def _compute_mask(self, parser_id: int, lx: int) -> np.ndarray:
         """Mask of ``(parser_id, lx)``: the lexeme part, plus walks from each lexeme boundary.
@@ -625,6 +618,10 @@ class _Scratch:
         self.stack_l = np.zeros(trie.max_depth + 2, dtype=np.int64)
 
 
+# Arguments of subtree_walks: the walk of the whole trie, and the outputs a walk does not use.
+_ROOT = np.zeros(1, dtype=np.int32)
+_NO_MASK = np.zeros(0, dtype=np.uint32)
+_NO_TOKENS = np.zeros(0, dtype=np.int32)
 _SCRATCH: weakref.WeakKeyDictionary[TokenTrie, _Scratch] = weakref.WeakKeyDictionary()
 
 

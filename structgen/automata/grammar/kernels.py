@@ -6,12 +6,11 @@ visiting node ``i`` steps the state of its parent (kept per depth on a stack) by
 
 A mask is computed in two parts (XGrammar's context-independent / context-dependent split):
 
-* :func:`lexeme_walk` depends on the lexer state only: it finds the tokens below a node (the
+* :func:`subtree_walks` depends on the lexer state only: it finds the tokens below a node (the
   trie's root, or a node where a lexeme starts) that stay inside the current lexeme (always
   allowed: some terminal the parser accepts is still alive) and the *boundary* nodes, where the
   byte into the node cannot extend the lexeme; it records each with the lexer state of its
-  parent. Its results are cached per (node, lexer state); :func:`subtree_walks` does the same for
-  many subtrees in one call (the subtree cache's entries). A missing lexer row is computed on the
+  parent. Its results are cached per (node, lexer state). A missing lexer row is computed on the
   spot (:func:`lexer_row`); when the lexer's arrays must grow first it saves its position in
   ``resume`` and returns ``NEED_ROW``, and the caller grows them and calls again.
 * :func:`walk_entries` depends on the parser state: it walks subtrees ("entries": a node and the
@@ -49,7 +48,6 @@ ACC_STRIDE = 1 << 24
 LEX_STRIDE = 1 << 20  # subtree cache keys: node * LEX_STRIDE + lexer state (at most 65536 states)
 DONE = 0
 NEED_ROW = 1
-NEED_SPACE = 3
 EMPTY_KEY = -1
 # 0x9E3779B97F4A7C15 (Fibonacci hashing) as a signed 64-bit value: int64 products wrap in numba.
 _HASH_MUL = np.int64(0x9E3779B97F4A7C15 - (1 << 64))
@@ -765,71 +763,6 @@ def lexer_row(lxs: tuple, lxd: tuple, state: int) -> int:  # pragma: no cover - 
 
 
 @numba.njit(cache=True)
-def lexeme_walk(
-    node_byte: np.ndarray,
-    node_depth: np.ndarray,
-    node_skip: np.ndarray,
-    token_start: np.ndarray,
-    token_ids: np.ndarray,
-    lex_trans: np.ndarray,
-    lexer0: int,
-    root: int,
-    out: np.ndarray,
-    bnodes: np.ndarray,
-    blex: np.ndarray,
-    stack: np.ndarray,
-    resume: np.ndarray,
-    lxs: tuple,
-    lxd: tuple,
-) -> tuple[int, int]:  # pragma: no cover - numba
-    """Tokens below node ``root`` inside the lexeme (ORed into ``out``) and the boundary nodes.
-
-    ``root`` is ``0`` (the trie's root: ``lexer0`` before any byte) or a node whose subtree the
-    mask walk hands over, with the lexer state after its byte. ``resume[0]`` is the next node
-    (start with ``root + 1``), ``resume[1]`` the number of boundaries stored in ``bnodes`` (node)
-    / ``blex`` (lexer state of its parent), start with 0. ``stack`` holds one lexer state per
-    depth. A missing lexer row is computed on the spot (:func:`lexer_row` on the lexer's
-    ``lxs`` / ``lxd``, whose ``trans`` is ``lex_trans``). Returns ``(status, info)``: ``DONE``;
-    ``NEED_ROW`` with the lexer state whose row could not be computed (the lexer's arrays must
-    grow first); ``NEED_SPACE`` when the boundary arrays are full.
-    """
-    end = node_skip[root] if root else node_byte.shape[0]
-    stack[node_depth[root]] = lexer0
-    i = resume[0]
-    n_b = resume[1]
-    cap_b = bnodes.shape[0]
-    while i < end:
-        d = node_depth[i]
-        lx = stack[d - 1]
-        nl = lex_trans[lx, node_byte[i]]
-        if nl == -2 and lexer_row(lxs, lxd, lx) == 0:
-            nl = lex_trans[lx, node_byte[i]]
-        if nl < 0:
-            if nl == -2:
-                resume[0] = i
-                resume[1] = n_b
-                return NEED_ROW, lx
-            if nl == -1:
-                if n_b == cap_b:
-                    resume[0] = i
-                    resume[1] = n_b
-                    return NEED_SPACE, 0
-                bnodes[n_b] = i
-                blex[n_b] = lx
-                n_b += 1
-            i = node_skip[i]
-            continue
-        stack[d] = nl
-        for k in range(token_start[i], token_start[i + 1]):
-            t = token_ids[k]
-            out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-        i += 1
-    resume[0] = i
-    resume[1] = n_b
-    return DONE, 0
-
-
-@numba.njit(cache=True)
 def subtree_walks(
     node_byte: np.ndarray,
     node_depth: np.ndarray,
@@ -839,6 +772,7 @@ def subtree_walks(
     lex_trans: np.ndarray,
     roots: np.ndarray,
     lexers: np.ndarray,
+    out: np.ndarray,
     tokens: np.ndarray,
     t_end: np.ndarray,
     bnodes: np.ndarray,
@@ -849,18 +783,23 @@ def subtree_walks(
     lxs: tuple,
     lxd: tuple,
 ) -> tuple[int, int]:  # pragma: no cover - numba
-    """:func:`lexeme_walk` of several subtrees in one call, listing token ids instead of mask bits.
+    """The lexeme parts of the subtrees of nodes ``roots`` (node 0: the whole trie), in one call.
 
     Walk ``k`` is the subtree of node ``roots[k]`` with lexer state ``lexers[k]`` after the
-    node's byte: its tokens that stay inside the lexeme are appended to ``tokens`` and its
-    boundary nodes (with their parents' lexer states) to ``bnodes`` / ``blex``; ``t_end[k]`` and
-    ``b_end[k]`` are the pools' ends after walk ``k``. The pools must have room for every token and
-    node below the roots. ``resume`` is ``(walk, next node, tokens used, boundaries used)``, start
-    with ``(0, roots[0] + 1, 0, 0)``. One call for all the subtree cache entries a mask walk asks
-    for: the entries are many and mostly small, and each kernel call costs more to dispatch than
-    a small walk. Returns ``(DONE, 0)``, or ``(NEED_ROW, lexer state)`` when the lexer's arrays
-    must grow before that state's row can be computed (then call again).
+    node's byte (before any byte for the root): the tokens that stay inside the lexeme are ORed
+    into the uint32 mask ``out`` when it is not empty, else appended to ``tokens``; the boundary
+    nodes, whose byte cannot extend the lexeme, are appended to ``bnodes`` with the lexer states
+    of their parents in ``blex``. ``t_end[k]`` and ``b_end[k]`` are the pools' ends after walk
+    ``k``; the pools must have room for every token and node below the roots. ``stack`` holds one
+    lexer state per depth; ``resume`` is ``(walk, next node, tokens used, boundaries used)``,
+    start with ``(0, roots[0] + 1, 0, 0)``. A missing lexer row is computed on the spot
+    (:func:`lexer_row` on the lexer's ``lxs`` / ``lxd``, whose ``trans`` is ``lex_trans``).
+    Several subtrees go in one call because the subtree cache asks for many, mostly small ones,
+    and a kernel call costs more to dispatch than a small walk. Returns ``(DONE, 0)``, or
+    ``(NEED_ROW, lexer state)`` when the lexer's arrays must grow before that state's row can be
+    computed (then call again).
     """
+    as_mask = out.shape[0] > 0
     k = resume[0]
     i = resume[1]
     n_t = resume[2]
@@ -890,8 +829,12 @@ def subtree_walks(
                 continue
             stack[d] = nl
             for j in range(token_start[i], token_start[i + 1]):
-                tokens[n_t] = token_ids[j]
-                n_t += 1
+                t = token_ids[j]
+                if as_mask:
+                    out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+                else:
+                    tokens[n_t] = t
+                    n_t += 1
             i += 1
         t_end[k] = n_t
         b_end[k] = n_b

@@ -68,7 +68,6 @@ from structgen.automata.grammar.kernels import (
     LX_TABLE,
     LX_TRANS,
     NEED_ROW,
-    NEED_SPACE,
     NEED_SPEC_TRANS,
     NEED_TRANS,
     ORIGIN_BITS,
@@ -686,52 +685,6 @@ def lexer_row_reference(lxs: tuple, lxd: tuple, state: int) -> int:
 # --- the mask walks ------------------------------------------------------------------------------
 
 
-def lexeme_walk_reference(
-    node_byte: np.ndarray,
-    node_depth: np.ndarray,
-    node_skip: np.ndarray,
-    token_start: np.ndarray,
-    token_ids: np.ndarray,
-    lex_trans: np.ndarray,
-    lexer0: int,
-    root: int,
-    out: np.ndarray,
-    bnodes: np.ndarray,
-    blex: np.ndarray,
-    stack: np.ndarray,
-    resume: np.ndarray,
-    lxs: tuple,
-    lxd: tuple,
-) -> tuple[int, int]:
-    """Plain-Python :func:`~.kernels.lexeme_walk` (same arguments, same results)."""
-    stack[int(node_depth[root])] = lexer0
-    i, n_b = int(resume[0]), int(resume[1])
-    while i < (int(node_skip[root]) if root else node_byte.shape[0]):
-        d = int(node_depth[i])
-        lx = int(stack[d - 1])
-        nl = int(lex_trans[lx, node_byte[i]])
-        if nl == -2 and lexer_row_reference(lxs, lxd, lx) == 0:
-            nl = int(lex_trans[lx, node_byte[i]])
-        if nl == -2:
-            resume[0], resume[1] = i, n_b
-            return NEED_ROW, lx
-        if nl < 0:
-            if nl == -1:
-                if n_b == bnodes.shape[0]:
-                    resume[0], resume[1] = i, n_b
-                    return NEED_SPACE, 0
-                bnodes[n_b], blex[n_b] = i, lx
-                n_b += 1
-            i = int(node_skip[i])
-            continue
-        stack[d] = nl
-        for k in range(int(token_start[i]), int(token_start[i + 1])):
-            _set_bit(out, int(token_ids[k]))
-        i += 1
-    resume[0], resume[1] = i, n_b
-    return DONE, 0
-
-
 def subtree_walks_reference(
     node_byte: np.ndarray,
     node_depth: np.ndarray,
@@ -741,6 +694,7 @@ def subtree_walks_reference(
     lex_trans: np.ndarray,
     roots: np.ndarray,
     lexers: np.ndarray,
+    out: np.ndarray,
     tokens: np.ndarray,
     t_end: np.ndarray,
     bnodes: np.ndarray,
@@ -773,8 +727,11 @@ def subtree_walks_reference(
                 continue
             stack[d] = nl
             for j in range(int(token_start[i]), int(token_start[i + 1])):
-                tokens[n_t] = token_ids[j]
-                n_t += 1
+                if out.shape[0]:
+                    _set_bit(out, int(token_ids[j]))
+                else:
+                    tokens[n_t] = token_ids[j]
+                    n_t += 1
             i += 1
         t_end[k], b_end[k] = n_t, n_b
         k += 1
