@@ -288,6 +288,39 @@ def test_draft4_integers_have_no_fraction():
     assert compile_json_schema_grammar({"type": "integer"}).recognizer().accepts("1.0")
 
 
+@pytest.mark.parametrize(
+    ("schema", "valid", "dead_prefixes"),
+    [
+        # The prefix is dead as soon as the string is longer than maxLength: no closing quote can
+        # follow, so the mask must not let a model write on (it would loop until the token limit).
+        (
+            {"type": "string", "pattern": "^[a-zA-Z0-9_.]+$", "maxLength": 12},
+            ['"example_key"', '"a.b"'],
+            ['"abcdefghijklm', '"a!'],
+        ),
+        ({"type": "string", "format": "email", "maxLength": 10}, ['"a@b.co"'], ['"abcdef@b.co']),
+        ({"type": "string", "format": "date", "pattern": "^2024"}, ['"2024-02-29"'], ['"2023']),
+        ({"type": "string", "pattern": "é", "minLength": 2, "maxLength": 2}, ['"éa"', '"aé"'], ['"abc']),
+    ],
+)
+def test_combined_string_keywords_are_exact(smollm2_vocab, schema, valid, dead_prefixes):
+    compiled = compile_json_schema_grammar(schema)
+    assert compiled.exact
+    recognizer = compiled.recognizer()
+    automaton = compile_json_schema(schema, smollm2_vocab).automaton
+    for text in valid:
+        assert recognizer.accepts(text), text
+        assert compiled.is_valid(json.loads(text))
+        assert automaton.is_accepting(automaton.advance_bytes(automaton.initial_state(), text.encode()))
+    for prefix in dead_prefixes:
+        assert automaton.advance_bytes(automaton.initial_state(), prefix.encode()) is None, prefix
+
+
+def test_combined_string_keywords_without_a_common_string_are_empty():
+    with pytest.raises(EmptyLanguageError):
+        compile_json_schema_grammar({"type": "string", "pattern": "^a+$", "maxLength": 0})
+
+
 def test_exactness_is_recorded():
     assert compile_json_schema_grammar({"type": "object", "properties": {"a": {"type": "string"}}}).exact
     assert compile_json_schema_grammar({"enum": [1, "a", [1, 2], {"k": None}]}).exact

@@ -25,6 +25,7 @@ from structgen.compilers.json_schema.dfas import (
     ascii_regex_dfa,
     difference_dfa,
     excluded_keys_dfa,
+    intersection_dfa,
     intersects,
     length_string_dfa,
 )
@@ -700,6 +701,9 @@ class GrammarEmitter:
         if fmt is not None and fmt not in FORMAT_PATTERNS and fmt in self.ctx.format_checker.checkers:
             self.inexact(rule, f"format {fmt}")
         if len(constraints) > 1 or (constraints and not length_trivial):
+            combined = self._combined_string(node, fmt if "format" in constraints else None, min_len, max_len)
+            if combined is not None:
+                return combined
             self.inexact(rule, "string keywords combined")
         if "format" in constraints:
             content = pattern_to_json_regex(FORMAT_PATTERNS[fmt])
@@ -732,6 +736,45 @@ class GrammarEmitter:
             else None
         )
         return [[self.term(f'"{content}"', dfa=dfa)]]
+
+    def _combined_string(
+        self, node: Node, fmt: str | None, min_len: int, max_len: int | None
+    ) -> list[list[str]] | None:
+        """Exact alternatives for a string under several of format/pattern/length, or None.
+
+        The terminal's DFA is the intersection of the keywords' DFAs; its regex says the same with
+        lookaheads. None (the caller falls back to one keyword plus runtime checks) when a pattern
+        is outside the supported syntax, a length is too large to unroll, or the product of the
+        DFAs is too large.
+        """
+        if (max_len if max_len is not None else min_len) > MAX_EXACT_LENGTH:
+            return None
+        if max_len is not None and max_len < min_len:
+            return []
+        parts: list[str] = []
+        try:
+            if fmt is not None:
+                parts.append(f'"{pattern_to_json_regex(FORMAT_PATTERNS[fmt])}"')
+            if "pattern" in node.schema:
+                parts.append(f'"{pattern_to_json_regex(node.schema["pattern"])}"')
+        except UnsupportedPattern:
+            return None
+        except PatternSyntaxError as exc:
+            raise SchemaError(f"invalid pattern at {node.pointer}/pattern: {exc}") from None
+        dfas = [ascii_regex_dfa(p) or regex_to_byte_dfa(p) for p in parts]
+        if min_len or max_len is not None:
+            char = json_char_regex(ANY)
+            bound = "" if max_len is None else max_len
+            parts.append(f'"(?:{char}){{{min_len},{bound}}}"')
+            dfas.append(length_string_dfa(min_len, max_len))
+        try:
+            dfa = intersection_dfa(dfas)
+        except EmptyLanguageError:
+            return []
+        except OverflowError:
+            return None
+        regex = "".join(f"(?={p})" for p in parts[:-1]) + parts[-1]
+        return [[self.term(regex, dfa=dfa)]]
 
     def _array(self, node: Node, rule: str) -> list[list[str]]:
         schema = node.schema
