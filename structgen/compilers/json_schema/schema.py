@@ -24,6 +24,7 @@ import referencing.jsonschema
 
 from structgen.compilers.json_schema.ecma_regex import PatternSyntaxError, compile_python
 from structgen.compilers.json_schema.formats import make_format_checker
+from structgen.compilers.json_schema.predicate import compile_predicate
 from structgen.errors import SchemaError
 
 DEFAULT_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -131,6 +132,7 @@ class SchemaContext:
             schema, registry=self.registry, format_checker=self.format_checker
         )
         self._validators: dict[tuple[int, str], Any] = {}
+        self._predicates: dict[tuple[int, str], Any] = {}
         self._resolved: dict[tuple, Node] = {}
         self._children: dict[tuple, Node] = {}
         if _mentions_dynamic(schema):
@@ -192,6 +194,20 @@ class SchemaContext:
 
     def is_valid(self, node: Node, value: Any) -> bool:
         """Exact validation of ``value`` against ``node``'s schema (its own base URI, formats per options)."""
+        # A compiled predicate (predicate.py) where the node allows one: same verdict, no jsonschema
+        # machinery per call. Whatever it cannot judge (None, or an exception) jsonschema decides.
+        predicate = self._predicates.get(node.key, _UNSET)
+        if predicate is _UNSET:
+            predicate = self._predicates[node.key] = compile_predicate(self, node)
+        if predicate is not None:
+            try:
+                return predicate(value)
+            except Exception:
+                return self.jsonschema_is_valid(node, value)
+        return self.jsonschema_is_valid(node, value)
+
+    def jsonschema_is_valid(self, node: Node, value: Any) -> bool:
+        """:meth:`is_valid` by ``jsonschema`` alone (the reference the compiled predicates must match)."""
         v = self._validators.get(node.key)
         if v is None:
             # Constructed directly, not with evolve(): evolve() re-picks the class from "$schema" and
@@ -220,6 +236,7 @@ def _mentions_dynamic(schema: Any) -> bool:
 
 
 _DYNAMIC_CACHE: dict[int, bool] = {}
+_UNSET = object()
 
 
 def _is_ecma_regex(instance: Any) -> bool:
