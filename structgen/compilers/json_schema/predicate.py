@@ -147,6 +147,17 @@ def _all(checks: tuple[Predicate, ...]) -> Predicate:
     return every
 
 
+def _size_bound(kind: str, *, at_most: bool) -> Callable[[Node, type, str, Any, _Parts], None]:
+    """Handler of min/maxLength, min/maxProperties, min/maxItems: a bound on ``len`` of one kind."""
+
+    def handler(node: Node, cls: type, name: str, value: Any, parts: _Parts) -> None:
+        limit = _count(value)
+        check = (lambda x: not len(x) > limit) if at_most else (lambda x: not len(x) < limit)
+        getattr(parts, kind).append(check)
+
+    return handler
+
+
 class _Parts:
     """The checks of one schema object, grouped by the instance kind they apply to."""
 
@@ -206,8 +217,8 @@ class _Compiler:
             kw.enum: self._enum,
             kw.const: self._const,
             kw.format: self._format,
-            kw.minLength: self._min_length,
-            kw.maxLength: self._max_length,
+            kw.minLength: _size_bound("strings", at_most=False),
+            kw.maxLength: _size_bound("strings", at_most=True),
             kw.pattern: self._pattern_python,
             schema_module._ecma_pattern: self._pattern_ecma,
             kw.minimum: self._minimum,
@@ -222,8 +233,8 @@ class _Compiler:
             schema_module._ecma_pattern_properties: self._pattern_properties_ecma,
             kw.additionalProperties: self._additional_properties,
             kw.required: self._required,
-            kw.minProperties: self._min_properties,
-            kw.maxProperties: self._max_properties,
+            kw.minProperties: _size_bound("objects", at_most=False),
+            kw.maxProperties: _size_bound("objects", at_most=True),
             kw.propertyNames: self._property_names,
             kw.dependentRequired: self._dependent_required,
             kw.dependentSchemas: self._dependent_schemas,
@@ -233,8 +244,8 @@ class _Compiler:
             legacy.items_draft3_draft4: self._items_draft4,
             legacy.items_draft6_draft7_draft201909: self._items_draft6,
             legacy.additionalItems: self._additional_items,
-            kw.minItems: self._min_items,
-            kw.maxItems: self._max_items,
+            kw.minItems: _size_bound("arrays", at_most=False),
+            kw.maxItems: _size_bound("arrays", at_most=True),
             kw.uniqueItems: self._unique_items,
             kw.contains: self._contains,
             legacy.contains_draft6_draft7: self._contains_draft6,
@@ -582,14 +593,6 @@ class _Compiler:
 
     # -- strings ---------------------------------------------------------------------------------
 
-    def _min_length(self, node: Node, cls: type, name: str, value: Any, parts: _Parts) -> None:
-        limit = _count(value)
-        parts.strings.append(lambda s: not len(s) < limit)
-
-    def _max_length(self, node: Node, cls: type, name: str, value: Any, parts: _Parts) -> None:
-        limit = _count(value)
-        parts.strings.append(lambda s: not len(s) > limit)
-
     def _pattern_python(self, node: Node, cls: type, name: str, value: Any, parts: _Parts) -> None:
         search = _python_regex(value).search
         parts.strings.append(lambda s: search(s) is not None)
@@ -723,14 +726,6 @@ class _Compiler:
 
         parts.objects.append(required)
 
-    def _min_properties(self, node: Node, cls: type, name: str, value: Any, parts: _Parts) -> None:
-        limit = _count(value)
-        parts.objects.append(lambda d: not len(d) < limit)
-
-    def _max_properties(self, node: Node, cls: type, name: str, value: Any, parts: _Parts) -> None:
-        limit = _count(value)
-        parts.objects.append(lambda d: not len(d) > limit)
-
     def _property_names(self, node: Node, cls: type, name: str, value: Any, parts: _Parts) -> None:
         pred = self._descend(node, value, cls, "propertyNames")
         if pred is _true:
@@ -831,14 +826,6 @@ class _Compiler:
             parts.arrays.append(lambda a: not len(a) > start)
         elif value is not True:
             raise _Unsupported("additionalItems is not a schema")
-
-    def _min_items(self, node: Node, cls: type, name: str, value: Any, parts: _Parts) -> None:
-        limit = _count(value)
-        parts.arrays.append(lambda a: not len(a) < limit)
-
-    def _max_items(self, node: Node, cls: type, name: str, value: Any, parts: _Parts) -> None:
-        limit = _count(value)
-        parts.arrays.append(lambda a: not len(a) > limit)
 
     def _unique_items(self, node: Node, cls: type, name: str, value: Any, parts: _Parts) -> None:
         if value:  # jsonschema tests the keyword value's truthiness
