@@ -522,12 +522,13 @@ def _run_subtree_walks(kernel, automaton, roots, lexers, out, tokens, size):
     bnodes, blexers = np.zeros(size, np.int32), np.zeros(size, np.int32)
     t_end, b_end = np.zeros(len(roots), np.int64), np.zeros(len(roots), np.int64)
     stack = np.zeros(trie.max_depth + 2, dtype=np.int64)
-    resume = np.array([0, roots[0] + 1, 0, 0], dtype=np.int64)
+    resume = np.array([0, roots[0] + 1, 0, 0, 0, 0], dtype=np.int64)
+    unused = np.zeros(0, dtype=np.int64)
     while True:
         status, need = kernel(
             trie.node_byte, trie.node_depth, trie.node_skip, trie.token_start, trie.token_ids,
             lexer.trans, roots, lexers, out, tokens, t_end, bnodes, blexers, b_end, stack, resume,
-            *lexer.kernel_arrays(),
+            1 << 30, SubtreeCache().arrays(), unused, unused, unused, *lexer.kernel_arrays(),
         )  # fmt: skip
         if status == DONE:
             return t_end, b_end, bnodes, blexers

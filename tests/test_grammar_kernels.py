@@ -66,6 +66,7 @@ from structgen.automata.grammar.kernels import (
     earley_close,
     earley_scan,
     hash_put,
+    hash_put_absent,
     hash_put_many,
     intern_rehash,
     lexer_intern,
@@ -76,6 +77,7 @@ from structgen.automata.grammar.lexer import LazyLexer
 from structgen.automata.grammar.reference import (
     earley_close_reference,
     earley_scan_reference,
+    hash_put_absent_reference,
     hash_put_many_reference,
     hash_put_reference,
     intern_rehash_reference,
@@ -280,6 +282,12 @@ def test_hash_put_equals_reference():
     hash_put_many_reference(slow_keys, slow_vals, batch_keys, batch_vals)
     assert np.array_equal(fast_keys, slow_keys) and np.array_equal(fast_vals, slow_vals)
     assert int((fast_keys != EMPTY_KEY).sum()) == len(set(keys))
+    # Marking keys: stored values stay, absent keys get the mark, and the count says how many.
+    marks = np.array([*keys[250:], *(rng.randrange(1 << 40) for _ in range(40))], dtype=np.int64)
+    added = hash_put_absent(fast_keys, fast_vals, marks, -3)
+    assert added == hash_put_absent_reference(slow_keys, slow_vals, marks, -3) == 40
+    assert np.array_equal(fast_keys, slow_keys) and np.array_equal(fast_vals, slow_vals)
+    assert int((fast_vals == -3).sum()) == 40
 
 
 # --- lexer ----------------------------------------------------------------------------------------

@@ -55,8 +55,10 @@ from structgen.automata.grammar.earley import EarleyParser, analyze_grammar
 from structgen.automata.grammar.kernels import (
     DONE,
     LEX_STRIDE,
+    SEEN,
     UNKNOWN_START,
     IntHashMap,
+    hash_put_absent,
     subtree_walks,
     walk_entries,
 )
@@ -380,7 +382,16 @@ class GrammarAutomaton(Automaton):
         scratch = _scratch(self.trie)
         inside = np.zeros(self._words, dtype=np.uint32)
         lexers = np.array([lx], dtype=np.int32)
-        _, b_end = self._walk_subtrees(_ROOT, lexers, inside, _NO_TOKENS, scratch.b_node, scratch.b_lexer)
+        while True:
+            _, b_end, n_def, n_fresh = self._walk_subtrees(
+                _ROOT, lexers, inside, _NO_TOKENS, scratch.b_node, scratch.b_lexer
+            )
+            if not n_def:
+                break
+            # Subtrees met a second time: cache them, then walk again (they are read from the cache).
+            self._cache_subtrees(scratch.d_node[:n_def], scratch.d_lexer[:n_def])
+            inside[:] = 0
+        self.subtrees.mark_seen(scratch.fresh[:n_fresh])
         n_b = int(b_end[0])
         info = (inside, scratch.b_node[:n_b].copy(), scratch.b_lexer[:n_b].copy())
         self._lexeme_cache[lx] = info
@@ -400,7 +411,7 @@ class GrammarAutomaton(Automaton):
         size = int((skips - roots - 1).sum())
         bnodes = np.empty(size, dtype=np.int32)
         blexers = np.empty(size, dtype=np.int32)
-        t_end, b_end = self._walk_subtrees(roots, starts, _NO_MASK, tokens, bnodes, blexers)
+        t_end, b_end, _, _ = self._walk_subtrees(roots, starts, _NO_MASK, tokens, bnodes, blexers)
         self.subtrees.add_batch(keys, tokens, t_end, bnodes, blexers, b_end)
 
     def _walk_subtrees(
@@ -411,17 +422,19 @@ class GrammarAutomaton(Automaton):
         tokens: np.ndarray,
         bnodes: np.ndarray,
         blexers: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, int, int]:
         """Run :func:`~.kernels.subtree_walks` to the end, growing the lexer when it asks.
 
-        Returns the pools' ends after each walk, ``(t_end, b_end)``.
+        Returns the pools' ends after each walk, ``(t_end, b_end)``, and (mask walks only) the
+        numbers of subtrees deferred to the cache and of keys met for the first time, written to
+        the scratch arrays ``d_node`` / ``d_lexer`` and ``fresh``.
         """
         trie = self.trie
         lexer = self.lexer
+        sc = _scratch(trie)
         t_end = np.empty(roots.shape[0], dtype=np.int64)
         b_end = np.empty(roots.shape[0], dtype=np.int64)
-        resume = np.array([0, roots[0] + 1, 0, 0], dtype=np.int64)
-        stack = _scratch(trie).stack_l
+        resume = np.array([0, roots[0] + 1, 0, 0, 0, 0], dtype=np.int64)
         while True:
             self.walk_calls += 1
             status, need = self._subtree_kernel(
@@ -439,12 +452,17 @@ class GrammarAutomaton(Automaton):
                 bnodes,
                 blexers,
                 b_end,
-                stack,
+                sc.stack_l,
                 resume,
+                self.min_cached_subtree,
+                self.subtrees.arrays(),
+                sc.d_node,
+                sc.d_lexer,
+                sc.fresh,
                 *lexer.kernel_arrays(),
             )
             if status == DONE:
-                return t_end, b_end
+                return t_end, b_end, int(resume[4]), int(resume[5])
             lexer.ensure_row(int(need))
 
     def _compute_mask(self, parser_id: int, lx: int) -> np.ndarray:
@@ -588,6 +606,15 @@ class SubtreeCache:
         self.num_tokens += n_t
         self.num_bounds += n_b
 
+    def mark_seen(self, keys: np.ndarray) -> None:
+        """Mark ``keys`` as met once (:data:`~.kernels.SEEN`): the next walk to meet one caches it."""
+        # Keys met once come from walks of states that may never recur: their number is bounded too.
+        keys = np.unique(keys)
+        if self.index.size + keys.shape[0] > self.max_items // 4:
+            self._clear()
+        self.index.reserve(keys.shape[0])
+        self.index.count[0] += hash_put_absent(self.index.keys, self.index.vals, keys, SEEN)
+
 
 def _ensure_room(pool: np.ndarray, size: int) -> np.ndarray:
     """``pool``, or a copy at least twice as large when it is shorter than ``size``."""
@@ -612,6 +639,7 @@ class _Scratch:
         self.miss = np.zeros(n, dtype=np.int64)
         self.d_node = np.zeros(n, dtype=np.int32)
         self.d_lexer = np.zeros(n, dtype=np.int32)
+        self.fresh = np.zeros(n, dtype=np.int64)
         self.b_node = np.zeros(n, dtype=np.int32)
         self.b_lexer = np.zeros(n, dtype=np.int32)
         self.stack_p = np.zeros(trie.max_depth + 2, dtype=np.int64)

@@ -49,6 +49,7 @@ LEX_STRIDE = 1 << 20  # subtree cache keys: node * LEX_STRIDE + lexer state (at 
 DONE = 0
 NEED_ROW = 1
 EMPTY_KEY = -1
+SEEN = -3  # subtree cache value of a key met once, not cached (see subtree_walks)
 # 0x9E3779B97F4A7C15 (Fibonacci hashing) as a signed 64-bit value: int64 products wrap in numba.
 _HASH_MUL = np.int64(0x9E3779B97F4A7C15 - (1 << 64))
 
@@ -780,6 +781,11 @@ def subtree_walks(
     b_end: np.ndarray,
     stack: np.ndarray,
     resume: np.ndarray,
+    min_subtree: int,
+    sub: tuple,
+    def_node: np.ndarray,
+    def_lexer: np.ndarray,
+    fresh: np.ndarray,
     lxs: tuple,
     lxd: tuple,
 ) -> tuple[int, int]:  # pragma: no cover - numba
@@ -791,19 +797,31 @@ def subtree_walks(
     nodes, whose byte cannot extend the lexeme, are appended to ``bnodes`` with the lexer states
     of their parents in ``blex``. ``t_end[k]`` and ``b_end[k]`` are the pools' ends after walk
     ``k``; the pools must have room for every token and node below the roots. ``stack`` holds one
-    lexer state per depth; ``resume`` is ``(walk, next node, tokens used, boundaries used)``,
-    start with ``(0, roots[0] + 1, 0, 0)``. A missing lexer row is computed on the spot
-    (:func:`lexer_row` on the lexer's ``lxs`` / ``lxd``, whose ``trans`` is ``lex_trans``).
-    Several subtrees go in one call because the subtree cache asks for many, mostly small ones,
-    and a kernel call costs more to dispatch than a small walk. Returns ``(DONE, 0)``, or
-    ``(NEED_ROW, lexer state)`` when the lexer's arrays must grow before that state's row can be
-    computed (then call again).
+    lexer state per depth; ``resume`` is ``(walk, next node, tokens used, boundaries used,
+    deferred, fresh)``, start with ``(0, roots[0] + 1, 0, 0, 0, 0)``. A missing lexer row is
+    computed on the spot (:func:`lexer_row` on the lexer's ``lxs`` / ``lxd``, whose ``trans`` is
+    ``lex_trans``). Several subtrees go in one call because the subtree cache asks for many,
+    mostly small ones, and a kernel call costs more to dispatch than a small walk.
+
+    In mask mode, a node below the roots whose subtree has more than ``min_subtree`` nodes is
+    looked up in the subtree cache ``sub`` (as :func:`walk_entries` takes it) under ``node *
+    LEX_STRIDE + lexer state after its byte``: a lexer state met for the first time in a lexeme
+    usually leads, one or two bytes on, to states that other lexemes reach as well (the rest of a
+    string, of an identifier), whose subtrees need not be walked again. An entry is used as it
+    is; a key marked :data:`SEEN` (met once before) is written to ``def_node`` / ``def_lexer``
+    for the caller to cache (the subtree is skipped: call again once cached); a key met for the
+    first time is walked here and written to ``fresh`` for the caller to mark, so that a state met
+    only once costs no cache entry. Returns ``(DONE, 0)``, or ``(NEED_ROW, lexer state)`` when the
+    lexer's arrays must grow before that state's row can be computed (then call again).
     """
     as_mask = out.shape[0] > 0
+    sub_keys, sub_vals, sub_table, sub_tokens, sub_bnodes, sub_blexers = sub
     k = resume[0]
     i = resume[1]
     n_t = resume[2]
     n_b = resume[3]
+    n_def = resume[4]
+    n_fresh = resume[5]
     while k < roots.shape[0]:
         root = roots[k]
         end = node_skip[root]
@@ -820,6 +838,8 @@ def subtree_walks(
                     resume[1] = i
                     resume[2] = n_t
                     resume[3] = n_b
+                    resume[4] = n_def
+                    resume[5] = n_fresh
                     return NEED_ROW, lx
                 if nl == -1:
                     bnodes[n_b] = i
@@ -835,6 +855,27 @@ def subtree_walks(
                 else:
                     tokens[n_t] = t
                     n_t += 1
+            if as_mask and node_skip[i] - i > min_subtree:
+                key = i * LEX_STRIDE + nl
+                entry = hash_get(sub_keys, sub_vals, key)
+                if entry >= 0:
+                    for j in range(sub_table[entry, 0], sub_table[entry, 1]):
+                        t = sub_tokens[j]
+                        out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+                    for j in range(sub_table[entry, 2], sub_table[entry, 3]):
+                        bnodes[n_b] = sub_bnodes[j]
+                        blex[n_b] = sub_blexers[j]
+                        n_b += 1
+                    i = node_skip[i]
+                    continue
+                if entry == SEEN:
+                    def_node[n_def] = i
+                    def_lexer[n_def] = nl
+                    n_def += 1
+                    i = node_skip[i]
+                    continue
+                fresh[n_fresh] = key
+                n_fresh += 1
             i += 1
         t_end[k] = n_t
         b_end[k] = n_b
@@ -845,6 +886,8 @@ def subtree_walks(
     resume[1] = i
     resume[2] = n_t
     resume[3] = n_b
+    resume[4] = n_def
+    resume[5] = n_fresh
     return DONE, 0
 
 
@@ -1023,6 +1066,19 @@ def walk_entries(
             i += 1
         j += 1
     return n_pend, n_miss, n_def
+
+
+@numba.njit(cache=True)
+def hash_put_absent(
+    keys: np.ndarray, vals: np.ndarray, new_keys: np.ndarray, value: int
+) -> int:  # pragma: no cover
+    """Store ``value`` for each of ``new_keys`` not stored yet; returns how many were new."""
+    added = 0
+    for k in range(new_keys.shape[0]):
+        if hash_get(keys, vals, new_keys[k]) == -2:
+            hash_put(keys, vals, new_keys[k], value)
+            added += 1
+    return added
 
 
 @numba.njit(cache=True)

@@ -72,6 +72,7 @@ from structgen.automata.grammar.kernels import (
     NEED_TRANS,
     ORIGIN_BITS,
     ORIGIN_MASK,
+    SEEN,
     SET_E0,
     SET_E1,
     SET_GROUP,
@@ -352,6 +353,16 @@ def hash_put_many_reference(
     """Plain-Python :func:`~.kernels.hash_put_many`."""
     for key, value in zip(new_keys.tolist(), new_vals.tolist(), strict=True):
         hash_put_reference(keys, vals, key, value)
+
+
+def hash_put_absent_reference(keys: np.ndarray, vals: np.ndarray, new_keys: np.ndarray, value: int) -> int:
+    """Plain-Python :func:`~.kernels.hash_put_absent`."""
+    added = 0
+    for key in new_keys.tolist():
+        if hash_get_reference(keys, vals, key) == -2:
+            hash_put_reference(keys, vals, key, value)
+            added += 1
+    return added
 
 
 def _intern_find(
@@ -702,11 +713,17 @@ def subtree_walks_reference(
     b_end: np.ndarray,
     stack: np.ndarray,
     resume: np.ndarray,
+    min_subtree: int,
+    sub: tuple,
+    def_node: np.ndarray,
+    def_lexer: np.ndarray,
+    fresh: np.ndarray,
     lxs: tuple,
     lxd: tuple,
 ) -> tuple[int, int]:
     """Plain-Python :func:`~.kernels.subtree_walks` (same arguments, same results)."""
-    k, i, n_t, n_b = (int(x) for x in resume)
+    sub_keys, sub_vals, sub_table, sub_tokens, sub_bnodes, sub_blexers = sub
+    k, i, n_t, n_b, n_def, n_fresh = (int(x) for x in resume)
     while k < roots.shape[0]:
         root = int(roots[k])
         stack[int(node_depth[root])] = lexers[k]
@@ -717,7 +734,7 @@ def subtree_walks_reference(
             if nl == -2 and lexer_row_reference(lxs, lxd, lx) == 0:
                 nl = int(lex_trans[lx, node_byte[i]])
             if nl == -2:
-                resume[:] = (k, i, n_t, n_b)
+                resume[:] = (k, i, n_t, n_b, n_def, n_fresh)
                 return NEED_ROW, lx
             if nl < 0:
                 if nl == -1:
@@ -732,12 +749,30 @@ def subtree_walks_reference(
                 else:
                     tokens[n_t] = token_ids[j]
                     n_t += 1
+            if out.shape[0] and int(node_skip[i]) - i > min_subtree:
+                key = i * LEX_STRIDE + nl
+                entry = hash_get_reference(sub_keys, sub_vals, key)
+                if entry >= 0:
+                    for j in range(int(sub_table[entry, 0]), int(sub_table[entry, 1])):
+                        _set_bit(out, int(sub_tokens[j]))
+                    for j in range(int(sub_table[entry, 2]), int(sub_table[entry, 3])):
+                        bnodes[n_b], blex[n_b] = sub_bnodes[j], sub_blexers[j]
+                        n_b += 1
+                    i = int(node_skip[i])
+                    continue
+                if entry == SEEN:
+                    def_node[n_def], def_lexer[n_def] = i, nl
+                    n_def += 1
+                    i = int(node_skip[i])
+                    continue
+                fresh[n_fresh] = key
+                n_fresh += 1
             i += 1
         t_end[k], b_end[k] = n_t, n_b
         k += 1
         if k < roots.shape[0]:
             i = int(roots[k]) + 1
-    resume[:] = (k, i, n_t, n_b)
+    resume[:] = (k, i, n_t, n_b, n_def, n_fresh)
     return DONE, 0
 
 
