@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 
+from structgen.bitmask import bitmask_words
 from structgen.compilers.json_schema import compile_json_schema, compile_json_schema_grammar
 from structgen.compilers.json_schema.dfas import excluded_keys_dfa, length_string_dfa
 from structgen.compilers.json_schema.ecma_regex import (
@@ -21,7 +22,7 @@ from structgen.compilers.json_schema.emitter import exclude_strings_regex
 from structgen.compilers.json_schema.formats import FORMAT_PATTERNS, make_format_checker
 from structgen.compilers.json_schema.numbers import integer_range
 from structgen.compilers.json_schema.reference import EarleyRecognizer
-from structgen.compilers.json_schema.runtime import INITIAL
+from structgen.compilers.json_schema.runtime import INITIAL, inert_after_key
 from structgen.errors import EmptyLanguageError, ResourceLimitError, SchemaError
 
 # --- numbers -------------------------------------------------------------------------------------
@@ -543,3 +544,49 @@ def test_hostile_schemas_fail_cleanly():
     wide = {"type": "object", "properties": {f"p{i}": {"enum": list(range(50))} for i in range(400)}}
     with pytest.raises(ResourceLimitError):
         compile_json_schema_grammar(wide, max_rules=5000)
+
+
+def test_inert_after_key():
+    for rest in (b"", b":", b": ", b':"', b':"ab', b":{", b':{"', b":[", b":[{", b":tr", b":12"):
+        assert inert_after_key(rest), rest
+    for rest in (b':""', b":{}", b":[]", b":1,", b":true ", b':{"a"', b"}", b":[1]"):
+        assert not inert_after_key(rest), rest
+
+
+def _replayed_mask(automaton, state) -> np.ndarray:
+    """The JSON Schema automaton's mask by replaying every grammar-allowed token (no shortcut)."""
+    gstate, tstate = state
+    words = np.zeros(bitmask_words(automaton.vocab.size), dtype=np.int32)
+    automaton.grammar.fill_token_bitmask(gstate, words)
+    bits = np.unpackbits(words.view(np.uint8), bitorder="little")[: automaton.vocab.size].astype(bool)
+    for token_id in np.flatnonzero(bits):
+        bits[token_id] = automaton.tracker.admits(tstate, automaton.vocab.token_bytes[token_id])
+    return bits
+
+
+@pytest.mark.parametrize(
+    ("schema", "text"),
+    [
+        # Open object: other keys may repeat a written one, which the tracker refuses.
+        ({"type": "object", "properties": {"a": {"multipleOf": 0.3}}}, '{"alpha":1,"al'),
+        ({"type": "object", "additionalProperties": {"uniqueItems": True}}, '{"k\\n":1,"k\\t'),
+        # Keys checked one by one (propertyNames): no shortcut, same masks.
+        ({"type": "object", "propertyNames": {"maxLength": 3}, "minProperties": 1}, '{"ab":1,"a'),
+    ],
+)
+def test_key_masks_equal_a_full_replay(smollm2_vocab, schema, text):
+    constraint = compile_json_schema(schema, smollm2_vocab, whitespace="compact")
+    automaton = constraint.automaton
+    assert automaton.tracker.checker.keys_unrestricted(()) == ("propertyNames" not in schema)
+    data = text.encode()
+    for cut in range(len(data) + 1):
+        state = automaton.initial_state()
+        for byte in data[:cut]:
+            state = (
+                automaton.grammar.advance_bytes(state[0], bytes([byte])),
+                automaton.tracker.feed(state[1], bytes([byte])),
+            )
+        words = np.zeros(bitmask_words(smollm2_vocab.size), dtype=np.int32)
+        automaton.fill_token_bitmask(state, words)
+        got = np.unpackbits(words.view(np.uint8), bitorder="little")[: smollm2_vocab.size].astype(bool)
+        assert np.array_equal(got, _replayed_mask(automaton, state)), text[:cut]

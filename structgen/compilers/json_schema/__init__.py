@@ -158,7 +158,7 @@ def compile_json_schema_grammar(
         if check_schema is not False:
             ctx.check_against_metaschema(value)
         raise SchemaError(f"cannot compile the schema: {type(exc).__name__}: {exc}") from exc
-    checker = None if emitted.root_exact else ValueChecker(ctx, emitted.exact_nodes)
+    checker = None if emitted.root_exact else ValueChecker(ctx, emitted.exact_nodes, emitted.own_exact_nodes)
     return CompiledSchema(emitted, ctx, checker)
 
 

@@ -10,37 +10,65 @@ the plain grammar automaton for them.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import numpy as np
 
-from structgen.compilers.json_schema.runtime import CLOSING_BYTES, INITIAL, JsonTracker, TrackerState
+from structgen.compilers.json_schema.runtime import (
+    CLOSING_BYTES,
+    INITIAL,
+    JsonTracker,
+    TrackerState,
+    inert_after_key,
+)
 from structgen.matcher import Automaton
 from structgen.vocabulary import Vocabulary
 
-_CLASS_CACHE: dict[int, dict[str, np.ndarray]] = {}
+
+@dataclass(frozen=True)
+class TokenClasses:
+    """Token classes of one vocabulary that decide which tokens a mask must replay (see below)."""
+
+    closers: np.ndarray  # bool [V]: a byte at which some value may complete
+    quote: np.ndarray  # a '"'
+    quotes: np.ndarray  # two or more '"'
+    close: np.ndarray  # '}' or ']'
+    scalar_end: np.ndarray  # a byte that ends a number or literal
+    # Inside a key: tokens that close it with plain text (no backslash before their first '"') and
+    # then complete nothing (see runtime.inert_after_key), and those tokens by that text.
+    key_simple: np.ndarray
+    key_heads: dict[bytes, np.ndarray]
+    longest: int  # bytes of the longest token
 
 
-def token_classes(vocab: Vocabulary) -> dict[str, np.ndarray]:
-    """Bool ``[V]`` masks (cached per vocab) of the tokens that may complete some JSON value.
+_CLASS_CACHE: dict[int, TokenClasses] = {}
 
-    ``closers``: any byte at which a value can complete; ``quote``: a ``"``; ``quotes``: two or more;
-    ``close``: ``}`` or ``]``; ``scalar_end``: a byte that ends a number or literal.
-    """
-    key = id(vocab)
-    found = _CLASS_CACHE.get(key)
-    if found is None or found["closers"].shape[0] != vocab.size:
-        names = ("closers", "quote", "quotes", "close", "scalar_end")
-        found = {name: np.zeros(vocab.size, dtype=bool) for name in names}
+
+def token_classes(vocab: Vocabulary) -> TokenClasses:
+    """The :class:`TokenClasses` of ``vocab`` (cached per vocabulary)."""
+    found = _CLASS_CACHE.get(id(vocab))
+    if found is None or found.closers.shape[0] != vocab.size:
+        arrays = {name: np.zeros(vocab.size, dtype=bool) for name in ("closers", "quote", "quotes", "close")}
+        arrays |= {name: np.zeros(vocab.size, dtype=bool) for name in ("scalar_end", "key_simple")}
+        heads: dict[bytes, list[int]] = {}
         for i, data in enumerate(vocab.token_bytes):
             if not data or CLOSING_BYTES.isdisjoint(data):
                 continue
-            found["closers"][i] = True
+            arrays["closers"][i] = True
             quotes = data.count(b'"')
-            found["quote"][i] = quotes > 0
-            found["quotes"][i] = quotes > 1
-            found["close"][i] = b"}" in data or b"]" in data
-            found["scalar_end"][i] = not _SCALAR_END.isdisjoint(data)
-        _CLASS_CACHE[key] = found
+            arrays["quote"][i] = quotes > 0
+            arrays["quotes"][i] = quotes > 1
+            arrays["close"][i] = b"}" in data or b"]" in data
+            arrays["scalar_end"][i] = not _SCALAR_END.isdisjoint(data)
+            if quotes:
+                head, _, rest = data.partition(b'"')
+                if b"\\" not in head and inert_after_key(rest):
+                    arrays["key_simple"][i] = True
+                    heads.setdefault(head, []).append(i)
+        key_heads = {head: np.array(ids, dtype=np.int64) for head, ids in heads.items()}
+        longest = max((len(data) for data in vocab.token_bytes if data), default=0)
+        found = TokenClasses(**arrays, key_heads=key_heads, longest=longest)
+        _CLASS_CACHE[id(vocab)] = found
     return found
 
 
@@ -84,9 +112,12 @@ class JsonSchemaAutomaton(Automaton):
             words = np.zeros_like(row)
             self.grammar.fill_token_bitmask(gstate, words)
             bits = np.unpackbits(words.view(np.uint8), bitorder="little")[: self.vocab.size].astype(bool)
+            candidates = bits & self._candidates(tstate)
+            if tstate.in_string and tstate.is_key:
+                candidates = self._drop_repeated_keys(tstate, bits, candidates)
             admits = self.tracker.admits
             token_bytes = self.vocab.token_bytes
-            for token_id in np.flatnonzero(bits & self._candidates(tstate)):
+            for token_id in np.flatnonzero(candidates):
                 if not admits(tstate, token_bytes[token_id]):
                     bits[token_id] = False
             padded = np.zeros(words.shape[0] * 32, dtype=bool)
@@ -101,16 +132,51 @@ class JsonSchemaAutomaton(Automaton):
         """Tokens that could complete a value whose check is not trivially true, from ``st``."""
         classes = self._classes
         if not st.in_string and st.scalar_start < 0:
-            return classes["closers"]  # between values: a token may start and complete new ones
+            return classes.closers  # between values: a token may start and complete new ones
         needs = self.tracker.checker.needs_check
         path = self.tracker.path(st.stack)
-        # Containers complete at } or ]; any open one with a non-trivial check makes those relevant.
-        out = classes["close"] if any(needs(path[:d]) for d in range(len(path) + 1)) else None
+        # Containers complete at } or ]; any open one with a non-trivial check makes those relevant
+        # (the container of stack frame d is at path[:d]).
+        out = classes.close if any(needs(path[:d]) for d in range(len(path))) else None
         if st.in_string:
-            extra = classes["quote"] if (st.is_key or needs(path)) else classes["quotes"]
+            if out is not None:
+                out = out & classes.quote  # inside a string, only a token that ends it can close more
+            extra = classes.quote if (st.is_key or self._string_needs_check(st, path)) else classes.quotes
         else:
-            extra = classes["scalar_end"] if needs(path) else classes["quotes"]
+            extra = classes.scalar_end if needs(path) else classes.quotes
         return extra if out is None else out | extra
+
+    def _string_needs_check(self, st: TrackerState, path: tuple) -> bool:
+        """Whether some token could complete the string value of ``st`` with a failing check.
+
+        Not where the check is a ``maxLength`` the string cannot reach with one more token.
+        """
+        checker = self.tracker.checker
+        if not checker.needs_check(path):
+            return False
+        bound = checker.length_bound(path)
+        written = len(st.text) - st.string_start - 1
+        return bound is None or written + self._classes.longest > bound
+
+    def _drop_repeated_keys(self, st: TrackerState, bits: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """Inside a key: refuse the plain tokens that repeat a key, and return the rest to replay.
+
+        Where every key is allowed, a plain token (:attr:`TokenClasses.key_simple`) fails the
+        tracker only when its key is already in the object; with no backslash in the key, its text
+        is the key's UTF-8 spelling, so the repeats are looked up by text instead of replayed. The
+        grammar already makes the key a JSON string.
+        """
+        written = st.text[st.string_start + 1 :]
+        if b"\\" in written or not self.tracker.checker.keys_unrestricted(self.tracker.path(st.stack[:-1])):
+            return candidates
+        heads = self._classes.key_heads
+        for key in st.stack[-1].keys:
+            spelled = key.encode("utf-8", "surrogatepass")
+            if spelled.startswith(written):
+                repeats = heads.get(spelled[len(written) :])
+                if repeats is not None:
+                    bits[repeats] = False
+        return candidates & ~self._classes.key_simple
 
     def is_accepting(self, state: tuple) -> bool:
         """Grammar accepts and a pending top-level scalar passes its check."""

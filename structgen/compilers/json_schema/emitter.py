@@ -111,6 +111,8 @@ class EmittedGrammar:
     grammar: ContextFreeGrammar
     root_exact: bool
     exact_nodes: frozenset[tuple[int, str]]
+    # Nodes whose own emission is exact (their subschemas' may not be).
+    own_exact_nodes: frozenset[tuple[int, str]]
     inexact_reasons: dict[str, list[str]] = field(default_factory=dict)
     terminal_dfas: dict[str, Any] = field(default_factory=dict)
 
@@ -202,9 +204,12 @@ class GrammarEmitter:
         grammar = self._finish()
         exact = self._exactness()
         exact_nodes = frozenset(self._rule_node[r] for r, ok in exact.items() if ok and r in self._rule_node)
+        own_exact = frozenset(
+            self._rule_node[r] for r, ok in self._own_exact.items() if ok and r in self._rule_node
+        )
         reasons = {r: v for r, v in self.reasons.items() if not exact.get(r, True) or v}
         dfas = {n: d for n, d in self.terminal_dfas.items() if n in grammar.terminals}
-        return EmittedGrammar(grammar, exact[root], exact_nodes, reasons, dfas)
+        return EmittedGrammar(grammar, exact[root], exact_nodes, own_exact, reasons, dfas)
 
     def _finish(self) -> ContextFreeGrammar:
         # Remove unproductive nonterminals (empty schemas, impossible required properties, ...).

@@ -19,9 +19,19 @@ from collections import OrderedDict
 from typing import Any, NamedTuple
 
 from structgen.compilers.json_schema import ecma_regex
+from structgen.compilers.json_schema.emitter import MAX_EXACT_LENGTH
 from structgen.compilers.json_schema.schema import Node, SchemaContext
 
 _WS = frozenset(b" \t\n\r")
+# Keywords with which possible() looks at more than the members on a value's path.
+_BRANCHING_KEYWORDS = frozenset({"$ref", "allOf", "anyOf", "oneOf", "if", "$dynamicRef", "$recursiveRef"})
+_UNBOUNDED = 1 << 62
+# Keywords that constrain a container only through its members (and "type", which the grammar
+# enforces): a container with no other validation keyword is valid when its members are.
+_MEMBER_KEYWORDS = frozenset(
+    {"type", "properties", "required", "additionalProperties", "patternProperties", "items", "prefixItems"}
+    | {"additionalItems"}
+)
 _SCALAR_END = frozenset(b",}] \t\n\r")
 # Bytes at which some value may complete: tokens without any of them never need a runtime check.
 CLOSING_BYTES = frozenset(b'"}],: \t\n\r')
@@ -55,13 +65,23 @@ INITIAL = TrackerState(b"", (), False, False, -1, False, -1, False)
 class ValueChecker:
     """Decides whether a completed value at a path may belong to a valid document (see module doc)."""
 
-    def __init__(self, ctx: SchemaContext, exact_nodes: frozenset, *, cache_size: int = 65536) -> None:
+    def __init__(
+        self,
+        ctx: SchemaContext,
+        exact_nodes: frozenset,
+        own_exact_nodes: frozenset = frozenset(),
+        *,
+        cache_size: int = 65536,
+    ) -> None:
         self.ctx = ctx
         self.exact_nodes = exact_nodes
+        self.own_exact_nodes = own_exact_nodes
         self._cache: OrderedDict[tuple, bool] = OrderedDict()
         self._cache_size = cache_size
         self._needs_cache: dict[tuple, bool] = {}
         self._key_cache: dict[tuple, bool] = {}
+        self._free_keys_cache: dict[tuple, bool] = {}
+        self._bound_cache: dict[tuple, int | None] = {}
         self._children_cache: dict[tuple, list[Node]] = {}
         self.checks = 0
 
@@ -69,11 +89,11 @@ class ValueChecker:
         """Whether some value at ``path`` could fail :meth:`possible` (else checks there are skipped)."""
         found = self._needs_cache.get(path)
         if found is None:
-            found = self._needs(self.ctx.root(), path, 0)
+            found = self._needs(self.ctx.root(), path, 0, False)
             self._needs_cache[path] = found
         return found
 
-    def _needs(self, node: Node, path: tuple, depth: int) -> bool:
+    def _needs(self, node: Node, path: tuple, depth: int, branched: bool) -> bool:
         # Mirrors possible(): True as soon as some branch would validate or reject.
         schema = node.schema
         if schema is True:
@@ -83,10 +103,15 @@ class ValueChecker:
         if not isinstance(schema, dict) or node.key in self.exact_nodes:
             return False
         if not path:
-            return not (depth and self.ctx.uses_dynamic_refs)
+            if self.ctx.uses_dynamic_refs:
+                return not depth
+            # A plain container is valid when its members are: each inexact member is checked when
+            # it completes, so the container needs no check of its own -- unless the path went
+            # through anyOf/oneOf/if, where members may pass in different branches.
+            return branched or not self._plain(node)
         ctx = self.ctx
         if ctx.old_draft and "$ref" in schema:
-            return self._needs(ctx.resolve(node, schema["$ref"]), path, depth + 1)
+            return self._needs(ctx.resolve(node, schema["$ref"]), path, depth + 1, branched)
         # possible() also refuses a path through a node whose "type" excludes the container the path
         # steps into; that check is not a reason here: every node's grammar enforces its own "type"
         # exactly (relaxations concern other keywords), so the value at hand is inside a container of
@@ -95,18 +120,73 @@ class ValueChecker:
         subs = []
         if "$ref" in schema:
             subs.append(ctx.resolve(node, schema["$ref"]))
-        for kw in ("allOf", "anyOf", "oneOf"):
-            subs.extend(ctx.child(node, sub, kw, i) for i, sub in enumerate(schema.get(kw, ())))
-        if "if" in schema and "then" in schema and "else" in schema:
-            subs.extend(ctx.child(node, schema[k], k) for k in ("then", "else"))
-        if any(self._needs(sub, path, depth + 1) for sub in subs):
+        subs.extend(ctx.child(node, sub, "allOf", i) for i, sub in enumerate(schema.get("allOf", ())))
+        if any(self._needs(sub, path, depth + 1, branched) for sub in subs):
             return True
-        return any(self._needs(child, path[1:], depth + 1) for child in self._children(node, path[0]))
+        branches = []
+        for kw in ("anyOf", "oneOf"):
+            branches.extend(ctx.child(node, sub, kw, i) for i, sub in enumerate(schema.get(kw, ())))
+        if "if" in schema and "then" in schema and "else" in schema:
+            branches.extend(ctx.child(node, schema[k], k) for k in ("then", "else"))
+        if any(self._needs(sub, path, depth + 1, True) for sub in branches):
+            return True
+        return any(
+            self._needs(child, path[1:], depth + 1, branched) for child in self._children(node, path[0])
+        )
+
+    def length_bound(self, path: tuple) -> int | None:
+        """The ``maxLength`` that is the only check a string at ``path`` can fail, else None (cached).
+
+        The grammar leaves ``maxLength`` beyond what it unrolls to this check; when nothing else on
+        the way to the string (``$ref``, ``allOf``, ``anyOf``, ...) or in its schema is checked, a
+        string that stays shorter needs no check at all.
+        """
+        if path not in self._bound_cache:
+            bound = self._bound(self.ctx.root(), path, 0)
+            self._bound_cache[path] = None if bound is None or bound == _UNBOUNDED else bound
+        return self._bound_cache[path]
+
+    def _bound(self, node: Node, path: tuple, depth: int) -> int | None:
+        # Mirrors possible() on a string value; None where it could judge more than its length.
+        schema = node.schema
+        if schema is True:
+            return _UNBOUNDED
+        if not isinstance(schema, dict) or depth > 64:
+            return None
+        if node.key in self.exact_nodes:
+            return _UNBOUNDED
+        validators = self.ctx.validator_class.VALIDATORS
+        checked = {k for k in schema if k in validators}
+        if not path:
+            if (
+                checked - {"type", "minLength", "maxLength"}
+                or int(schema.get("minLength", 0)) > MAX_EXACT_LENGTH
+            ):
+                return None
+            return int(schema["maxLength"]) if "maxLength" in schema else _UNBOUNDED
+        if checked & _BRANCHING_KEYWORDS:
+            return None
+        bounds = [self._bound(child, path[1:], depth + 1) for child in self._children(node, path[0])]
+        return None if None in bounds else min(bounds, default=_UNBOUNDED)
+
+    def _plain(self, node: Node) -> bool:
+        """Whether ``node``'s own emission is exact and its keywords only spread to its members.
+
+        Then a value valid per the grammar is valid exactly when its members are valid under their
+        subschemas (``properties``, ``items``, ...): no keyword judges the container as a whole.
+        """
+        validators = self.ctx.validator_class.VALIDATORS
+        return node.key in self.own_exact_nodes and all(
+            k in _MEMBER_KEYWORDS or k not in validators for k in node.schema
+        )
 
     def check(self, path: tuple, raw: bytes) -> bool:
         """Whether the JSON text ``raw`` at ``path`` can be part of a valid document (cached)."""
         if not self.needs_check(path):
             return True
+        bound = self.length_bound(path)
+        if bound is not None and len(raw) - 2 <= bound:
+            return True  # a string value: it has no more characters than bytes between its quotes
         key = (path, raw)
         hit = self._cache.get(key)
         if hit is not None:
@@ -133,6 +213,52 @@ class ValueChecker:
                 self._key_cache.clear()
             self._key_cache[cache_key] = found
         return found
+
+    def keys_unrestricted(self, path: tuple) -> bool:
+        """Whether :meth:`key_allowed` holds for every key of an object at ``path`` (cached).
+
+        Conservative: False when some ``propertyNames``, or a ``false`` subschema of a property,
+        could refuse a key there.
+        """
+        found = self._free_keys_cache.get(path)
+        if found is None:
+            found = self._keys_free(self.ctx.root(), path, 0)
+            self._free_keys_cache[path] = found
+        return found
+
+    def _keys_free(self, node: Node, path: tuple, depth: int) -> bool:
+        # Mirrors _key_possible: a branch that allows every key makes anyOf/oneOf allow every key.
+        schema = node.schema
+        if schema is True or not isinstance(schema, dict) or depth > 64 or node.key in self.exact_nodes:
+            return True
+        ctx = self.ctx
+        if ctx.old_draft and "$ref" in schema:
+            return self._keys_free(ctx.resolve(node, schema["$ref"]), path, depth + 1)
+        if "$ref" in schema and not self._keys_free(ctx.resolve(node, schema["$ref"]), path, depth + 1):
+            return False
+        if not all(
+            self._keys_free(ctx.child(node, sub, "allOf", i), path, depth + 1)
+            for i, sub in enumerate(schema.get("allOf", ()))
+        ):
+            return False
+        for kw in ("anyOf", "oneOf"):
+            if kw in schema and not any(
+                self._keys_free(ctx.child(node, sub, kw, i), path, depth + 1)
+                for i, sub in enumerate(schema[kw])
+            ):
+                return False
+        if path:
+            return all(self._keys_free(c, path[1:], depth + 1) for c in self._children(node, path[0]))
+        if "propertyNames" in schema:
+            return False
+        subs = [ctx.child(node, sub, "properties", k) for k, sub in schema.get("properties", {}).items()]
+        subs += [
+            ctx.child(node, sub, "patternProperties", p)
+            for p, sub in schema.get("patternProperties", {}).items()
+        ]
+        if "additionalProperties" in schema:
+            subs.append(ctx.child(node, schema["additionalProperties"], "additionalProperties"))
+        return all(sub.schema is not False for sub in subs)
 
     def possible(self, node: Node, path: tuple, value: Any, depth: int) -> bool:
         """Whether ``value`` at ``path`` below ``node`` is consistent with ``node``."""
@@ -246,6 +372,39 @@ class ValueChecker:
             if not ctx.is_valid(names, key):
                 return False
         return not (self._children(node, key) and all(c.schema is False for c in self._children(node, key)))
+
+
+class _CallRecorder:
+    """A stand-in checker that records whether the tracker asked it anything (and allows all)."""
+
+    def __init__(self) -> None:
+        self.asked = False
+
+    def check(self, path: tuple, raw: bytes) -> bool:
+        self.asked = True
+        return True
+
+    def key_allowed(self, path: tuple, key: str) -> bool:
+        self.asked = True
+        return True
+
+
+# The tracker state right after the closing quote of the key "k" of an object.
+_AFTER_KEY = TrackerState(b'{"k"', (Frame("o", 0, "k", frozenset({"k"})),), False, False, 1, True, -1, False)
+
+
+def inert_after_key(rest: bytes) -> bool:
+    """Whether ``rest``, written right after an object key, completes no value and closes no key.
+
+    Then a token made of key text, the closing quote and ``rest`` passes the tracker exactly when
+    its key does: the mask computation needs no replay for it.
+    """
+    recorder = _CallRecorder()
+    try:
+        done = JsonTracker(recorder)._run(_AFTER_KEY, rest, False)
+    except (IndexError, ValueError):  # bytes that no JSON text has there: the grammar refuses them
+        return False
+    return done is True and not recorder.asked
 
 
 class JsonTracker:
