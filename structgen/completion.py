@@ -6,21 +6,23 @@ token is allowed only if, after it, the output can still be completed within ``R
 Samplers see an ordinary :class:`~structgen.matcher.Matcher` (``accepts``, ``fill_bitmask``), so
 AWRS and the mask sampler sample exactly from the model restricted to this tightened constraint.
 
-Distances. :class:`ShortestCompletion` measures how far a state is from acceptance in *bytes*: a
-breadth-first search over :meth:`Automaton.next_state` with the vocabulary's single-byte tokens
-(byte-level vocabularies may lack a few; the search uses those that exist), merging equal states
-and stopping at the first accepting state or state whose completion is already known. Every byte
-of the path found is a token, so the path is a completion of that many tokens: the byte distance
-is an upper bound of the token distance and "distance <= R - 1" is a safe test. Searches expand
-at most ``node_budget`` states. Breadth-first search is exponential in the distance where the
-constraint allows free content (whitespace, open-ended objects, strings), so for JSON outputs a
-second strategy takes over when it fails: :meth:`ShortestCompletion._propose_json` writes a
-completion move by move from the output's JSON structure (:func:`json_context`: close the string,
-minimal values, close containers, required properties spelled by probing the automaton), every
-byte checked by the automaton, so it is a real completion though not a shortest one. Where both
-fail the distance is unknown (``None``), which the matcher treats conservatively (see below), and
-``stats["exhausted"]`` counts it. Every state on a found path gets its distance memoized (the rest
-of the path), so the distance of a state is the first one found for it: consistent for one
+Distances. :class:`ShortestCompletion` finds a completion of a state by a breadth-first search over
+:meth:`Automaton.next_state` with the vocabulary's single-byte tokens (byte-level vocabularies may
+lack a few; the search uses those that exist), merging equal states and stopping at the first
+accepting state or state whose completion is already known. The distance is the fewest vocabulary
+tokens that spell the path found (a shortest segmentation of its bytes, every byte being a token
+itself): a real completion of that many tokens wherever the automaton allows a token where it
+allows its bytes one by one (automata over bytes do), so the distance is an upper bound of the
+token distance and "distance <= R - 1" is a safe test. Searches expand at most ``node_budget``
+states. Breadth-first search is exponential in the distance where the constraint allows free
+content (whitespace, open-ended objects, strings), so for JSON outputs a second strategy takes over
+when it fails: :meth:`ShortestCompletion._propose_json` writes a completion move by move from the
+output's JSON structure (:func:`json_context`: close the string, minimal values, close containers,
+required properties spelled by probing the automaton), every byte checked by the automaton, so it
+is a real completion though not a shortest one. Where both fail the distance is unknown (``None``),
+which the matcher treats conservatively (see below), and ``stats["exhausted"]`` counts it. Every
+state on a found path gets its distance memoized (the rest of the path, with one record per path),
+so the distance of a state is the first one found for it: consistent for one
 :class:`ShortestCompletion` (shared by all matchers of an automaton), not across compiles.
 
 Relaxations. States that carry their own history (the JSON Schema automaton's tracker keeps the
@@ -35,25 +37,31 @@ tokens cheaply; candidate tokens are judged by it alone (the real distance is us
 current state only), so for such automata the test is optimistic where a runtime check would
 refuse the relaxed path (a string that must still match its format, say).
 
-When the test applies. Far from the budget nothing changes and nothing is computed: while more
-than ``window`` tokens remain no distance is asked for, and then the test is on only when
-``R - 1 < relaxed distance of the current state + margin``. Inside that window a token is allowed
-when its next state's distance is at most ``max(R, d) - 1`` (``d`` the current state's
-distance): while the budget can be met (``d <= R``) that is exactly "completable within
-``R - 1``"; if it was lost (the shortest completion was already longer than the window when it
-opened, or a token outside the margin lengthened it by more than ``margin`` bytes) every token
-must at least shorten the way to the end. The current state's own path always passes, so the
-tightened constraint never leaves a live state without an allowed token. Where the current
-state's distance is unknown the test is off at that position (nothing better can be promised),
-and next states whose distance is unknown are refused. The test is also off where the current
-state's completion is longer than ``HOPELESS_BYTES_PER_TOKEN`` bytes per remaining token (the
-output will be cut whatever is chosen); after either, no distance is asked for during the next
-``RETRY_AFTER`` positions, since a failed search costs its whole node budget.
+When the test applies. The test is on only when ``R - 1 < relaxed distance of the current state +
+margin``. The distance is asked for at every position once at most ``window`` tokens remain; before
+that, only at scheduled positions: the first one, then, after a check that left ``s`` tokens of
+slack (``R - 1 - distance - margin``), ``s // 2`` positions later (never past the window's start).
+A completion that grows by less than a token per token in between cannot use the slack up before
+the next check, so a long shortest completion (longer than the window) still starts in time, and
+an output far from its end costs a few checks whose intervals shrink as the slack does. Inside the
+test a token is allowed when its next state's distance is at most ``max(R, d) - 1`` (``d`` the
+current state's distance): while the budget can be met (``d <= R``) that is exactly "completable
+within ``R - 1``"; if it was lost (the completion grew faster than the checks foresaw, or a token
+outside the margin lengthened it by more than ``margin`` tokens) every token must at least shorten
+the way to the end. The current state's own path always passes, so the tightened constraint never
+leaves a live state without an allowed token. Where the current state's distance is unknown the test
+is off at that position (nothing better can be promised), and next states whose distance is unknown
+are refused. The test is also off where the current state's completion needs more than
+``HOPELESS_RATIO`` times the remaining tokens (the output will be cut whatever is chosen); after
+either, no distance is asked for during the next ``RETRY_AFTER`` positions (where the relaxed
+distance is unknown, during half the positions left before the window, if more), since a failed
+search costs its whole node budget.
 
-Limits. Distances are upper bounds in bytes, so near the end the test is stricter than "completable
-in R - 1 tokens" (by how many bytes tokens carry); a proposal may write optional properties too.
-Outside JSON, far completions of constraints with free content stay out of reach of the node
-budget: their distance is unknown and the test stays off there.
+Limits. Distances are upper bounds (the shortest path in bytes, then its fewest tokens; a proposal
+may write optional properties too), so near the end the test may refuse a token after which a
+completion with fewer tokens existed. Outside JSON, far completions of constraints with free
+content stay out of reach of the node budget: their distance is unknown and the test stays off
+there.
 """
 
 from __future__ import annotations
@@ -61,7 +69,7 @@ from __future__ import annotations
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 
@@ -70,9 +78,10 @@ from structgen.errors import TokenRefusedError
 from structgen.matcher import Automaton, Constraint, Matcher, State
 from structgen.vocabulary import Vocabulary
 
-#: Bytes of slack below which the budget test is on (see the module docstring).
+#: Tokens of slack below which the budget test is on (see the module docstring).
 DEFAULT_MARGIN = 16
-#: Remaining tokens above which no distance is even computed (see the module docstring).
+#: Remaining tokens at or below which the distance is asked for at every position; above, only at
+#: scheduled positions (see the module docstring).
 DEFAULT_WINDOW = 128
 #: States a single search may expand before it gives up (each costs one ``next_state`` per byte).
 DEFAULT_NODE_BUDGET = 64
@@ -80,36 +89,72 @@ DEFAULT_NODE_BUDGET = 64
 # in thousands, and each expansion tries every byte.
 _JSON_NODE_BUDGET = 8
 
-#: A completion longer than this many bytes per remaining token cannot fit at usual token lengths
-#: (3-4 bytes per token on text and JSON): the budget is lost, and the test is switched off rather
-#: than paid for at every position of an output that will be cut anyway.
-HOPELESS_BYTES_PER_TOKEN = 4
+#: A completion that needs more than this many times the remaining tokens will not fit: the budget
+#: is lost, and the test is switched off rather than paid for at every position of an output that
+#: will be cut anyway.
+HOPELESS_RATIO = 2
 #: Positions to wait after the current state's distance was unknown or hopeless before asking again:
 #: the next states of such a state are usually just as far, and a failed search costs its whole budget.
 RETRY_AFTER = 8
+# Longest token tried when counting the tokens that write a path (longer ones only make the count
+# smaller, and the count only has to be an upper bound).
+_LONGEST_TOKEN = 32
 
-_Path = tuple[int, ...]
 _MISSING = object()
+_T = TypeVar("_T")
 
 
-def single_byte_tokens(vocab: Vocabulary) -> list[int]:
-    """Ids of the text tokens that are exactly one byte, one per byte value, in byte order."""
-    hit = _BYTE_TOKENS.get(id(vocab))
+def _per_vocab(
+    cache: dict[int, tuple[Vocabulary, object]], vocab: Vocabulary, build: Callable[[Vocabulary], _T]
+) -> _T:
+    """``build(vocab)``, cached by vocabulary; the vocabulary is kept so its id cannot be reused."""
+    hit = cache.get(id(vocab))
     if hit is not None and hit[0] is vocab:
-        return hit[1]
+        return hit[1]  # type: ignore[return-value]
+    value = build(vocab)
+    if len(cache) >= 8:
+        cache.pop(next(iter(cache)))
+    cache[id(vocab)] = (vocab, value)
+    return value
+
+
+def _build_byte_tokens(vocab: Vocabulary) -> list[int]:
     by_byte: dict[int, int] = {}
     for token_id, data in enumerate(vocab.token_bytes):
         if data is not None and len(data) == 1 and vocab.is_text_token(token_id):
             by_byte.setdefault(data[0], token_id)
-    ids = [by_byte[b] for b in sorted(by_byte)]
-    if len(_BYTE_TOKENS) >= 8:
-        _BYTE_TOKENS.pop(next(iter(_BYTE_TOKENS)))
-    _BYTE_TOKENS[id(vocab)] = (vocab, ids)
-    return ids
+    return [by_byte[b] for b in sorted(by_byte)]
 
 
-# id(vocab) -> (vocab, ids); the vocabulary is kept so its id cannot be reused while cached.
-_BYTE_TOKENS: dict[int, tuple[Vocabulary, list[int]]] = {}
+def _build_text_tokens(vocab: Vocabulary) -> frozenset[bytes]:
+    return frozenset(
+        data for token_id, data in enumerate(vocab.token_bytes) if data and vocab.is_text_token(token_id)
+    )
+
+
+_BYTE_TOKENS: dict[int, tuple[Vocabulary, object]] = {}
+_TEXT_TOKENS: dict[int, tuple[Vocabulary, object]] = {}
+
+
+def single_byte_tokens(vocab: Vocabulary) -> list[int]:
+    """Ids of the text tokens that are exactly one byte, one per byte value, in byte order."""
+    return _per_vocab(_BYTE_TOKENS, vocab, _build_byte_tokens)
+
+
+class _Found(NamedTuple):
+    """A completion path found from some state, and the tokens it takes from each of its positions.
+
+    ``tokens[k]`` is the fewest vocabulary tokens that spell ``path[k:]`` (``tokens[len(path)]``
+    is 0). States on the path share the record: a state's completion is ``(found, offset)``.
+    """
+
+    path: bytes
+    tokens: tuple[int, ...]
+
+
+_Rest = tuple[_Found, int]
+# The completion of an accepting state.
+_DONE: _Rest = (_Found(b"", (0,)), 0)
 
 
 # JSON proposals: values tried first, bytes for string content, scalars and keys, and bounds.
@@ -205,15 +250,26 @@ def json_context(context: JsonContext, data: bytes) -> JsonContext | None:
     return JsonContext(tuple(stack), mode)
 
 
-class ShortestCompletion:
-    """Memoized byte distances from automaton states to acceptance (see the module docstring).
+class _Container:
+    """An open container of a JSON proposal: the keys it was found to allow and the keys written."""
 
-    ``distance(state)`` is the length of a completion found by breadth-first search (the shortest
-    one over single-byte tokens when the search finds it on its own) or by a JSON proposal, ``None``
-    when neither found one. ``lower_bound(state)`` is the relaxed distance (equal to ``distance``
-    without a relaxation). ``stats`` counts ``searches``, their ``expansions``, ``exhausted``
-    searches, ``replays`` of relaxed paths and the ``refused_replays`` that needed a second search,
-    and ``proposals`` (``proposals_found``: those that completed).
+    __slots__ = ("keys", "used")
+
+    def __init__(self) -> None:
+        self.keys: tuple[list[bytes], bytes | None] | None = None
+        self.used: set[bytes] = set()
+
+
+class ShortestCompletion:
+    """Memoized token distances from automaton states to acceptance (see the module docstring).
+
+    ``distance(state)`` is the number of tokens that write a completion found by breadth-first
+    search over single bytes (the shortest one in bytes when the search finds it on its own) or by
+    a JSON proposal, ``None`` when neither found one. ``lower_bound(state)`` is the relaxed
+    distance (equal to ``distance`` without a relaxation); :meth:`completion` gives the bytes
+    behind it. ``stats`` counts ``searches``, their ``expansions``, ``exhausted`` searches,
+    ``replays`` of relaxed paths and the ``refused_replays`` that needed a second search, and
+    ``proposals`` (``proposals_found``: those that completed).
     """
 
     def __init__(
@@ -223,15 +279,19 @@ class ShortestCompletion:
             raise ValueError(f"node_budget must be >= 1, got {node_budget}")
         self.automaton = automaton
         self.node_budget = node_budget
-        self.byte_tokens = single_byte_tokens(automaton.vocab)
-        # Relaxed state -> remaining path (single-byte token ids), or None when none was found.
-        self._paths: dict[State, _Path | None] = {}
+        vocab = automaton.vocab
+        self.byte_tokens = single_byte_tokens(vocab)
+        # Relaxed state -> its completion, or None when none was found.
+        self._paths: dict[State, _Rest | None] = {}
         # Real state -> distance, for automata with a relaxation (their states rarely repeat).
         self._distances: OrderedDict[State, int | None] = OrderedDict()
         self._cache_size = cache_size
         # Relaxed states the JSON proposal was tried from (it is not tried twice).
         self._proposed: set[State] = set()
-        self._byte_token = {automaton.vocab.token_bytes[t][0]: t for t in self.byte_tokens}
+        self._byte_token = {vocab.token_bytes[t][0]: t for t in self.byte_tokens}
+        self._key_bytes = np.array([b for b in _KEY_BYTES if b in self._byte_token], dtype=np.intp)
+        self._text_tokens = _per_vocab(_TEXT_TOKENS, vocab, _build_text_tokens)
+        self._longest = min(_LONGEST_TOKEN, max(map(len, self._text_tokens), default=1))
         self.stats = {
             "searches": 0,
             "expansions": 0,
@@ -250,50 +310,78 @@ class ShortestCompletion:
         ``context`` gives, when asked, the JSON structure of the output at ``state`` (see
         :func:`json_context`); it lets a failed search fall back to :meth:`_propose_json`.
         """
-        relaxed_automaton, relaxed = self.automaton.completion_relaxation(state)
-        path = self._relaxed_path(relaxed_automaton, relaxed, context)
-        return None if path is None else len(path)
+        rest = self._relaxed_rest(state, context)
+        return None if rest is None else rest[0].tokens[rest[1]]
+
+    def completion(
+        self, state: State, context: Callable[[], JsonContext | None] | None = None
+    ) -> bytes | None:
+        """The bytes of the completion behind :meth:`lower_bound` (``None``: none found)."""
+        rest = self._relaxed_rest(state, context)
+        return None if rest is None else rest[0].path[rest[1] :]
 
     def distance(self, state: State, context: Callable[[], JsonContext | None] | None = None) -> int | None:
-        """Bytes of a completion of ``state`` found by the search (``None``: none found)."""
+        """Tokens of a completion of ``state`` found by the search (``None``: none found)."""
         relaxed_automaton, relaxed = self.automaton.completion_relaxation(state)
         if relaxed_automaton is self.automaton:
-            path = self._relaxed_path(relaxed_automaton, relaxed, context)
-            return None if path is None else len(path)
+            return self.lower_bound(state, context)
         if state in self._distances:
             self._distances.move_to_end(state)
             return self._distances[state]
-        path = self._relaxed_path(relaxed_automaton, relaxed, context)
-        found = None if path is None else self._replay(state, path)
-        if path is not None and found is None:
+        rest = self._relaxed_path(relaxed_automaton, relaxed, context)
+        found = None if rest is None else self._replay(state, rest)
+        if rest is not None and found is None:
             self.stats["refused_replays"] += 1
             result = self._search(self.automaton, state, self._relaxed_key, _unknown, self.node_budget)
-            found = None if result is None else len(result[1])
+            found = None if result is None else self._spell(result[1], _DONE).tokens[0]
         self._distances[state] = found
         if len(self._distances) > self._cache_size:
             self._distances.popitem(last=False)
         return found
 
+    def _relaxed_rest(self, state: State, context: Callable[[], JsonContext | None] | None) -> _Rest | None:
+        relaxed_automaton, relaxed = self.automaton.completion_relaxation(state)
+        return self._relaxed_path(relaxed_automaton, relaxed, context)
+
     def _relaxed_key(self, state: State) -> Hashable:
         return self.automaton.completion_relaxation(state)[1]
 
-    def _replay(self, state: State, path: _Path) -> int | None:
-        """``len(path)`` if ``path`` leads ``state`` to acceptance in the real automaton, else None."""
+    def _replay(self, state: State, rest: _Rest) -> int | None:
+        """The tokens of ``rest`` if its path leads ``state`` to acceptance in the real automaton."""
         self.stats["replays"] += 1
         automaton = self.automaton
+        found, offset = rest
         current: State | None = state
-        for token_id in path:
-            current = automaton.next_state(current, token_id)
+        for byte in found.path[offset:]:
+            current = automaton.next_state(current, self._byte_token[byte])
             if current is None:
                 return None
-        return len(path) if automaton.is_accepting(current) else None
+        return found.tokens[offset] if automaton.is_accepting(current) else None
+
+    def _spell(self, prefix: bytes, rest: _Rest) -> _Found:
+        """The completion ``prefix`` then ``rest``, with the fewest tokens from each position.
+
+        A shortest segmentation of the bytes into vocabulary tokens (the rest's counts are
+        reused): where the automaton allows a token wherever it allows its bytes one by one, as
+        automata over bytes do, the counts are the lengths of real token paths.
+        """
+        found, offset = rest
+        path = prefix + found.path[offset:]
+        counts = [0] * len(prefix) + list(found.tokens[offset:])
+        text_tokens, longest, size = self._text_tokens, self._longest, len(path)
+        for k in range(len(prefix) - 1, -1, -1):
+            # Every byte of a path is a single-byte token, so j = k + 1 always counts.
+            counts[k] = 1 + min(
+                counts[j] for j in range(k + 1, min(size, k + longest) + 1) if path[k:j] in text_tokens
+            )
+        return _Found(path, tuple(counts))
 
     def _relaxed_path(
         self, automaton: Automaton, state: State, context: Callable[[], JsonContext | None] | None
-    ) -> _Path | None:
+    ) -> _Rest | None:
         hit = self._paths.get(state, _MISSING)
         if hit is not None and hit is not _MISSING:
-            return hit
+            return hit  # type: ignore[return-value]
         if hit is None and (context is None or state in self._proposed):
             return None
         start_context = None if context is None else context()
@@ -305,39 +393,42 @@ class ShortestCompletion:
         if result is None:
             self._paths[state] = None
             return None
-        states, path = result
-        # Every state on the path is at the rest of the path from acceptance (exactly, for a
-        # breadth-first path; at most, for a proposed one).
+        states, prefix, rest = result
+        found = self._spell(prefix, rest)
+        # Every state on the prefix is at the rest of the path from acceptance (exactly, for a
+        # breadth-first path; at most, for a proposed one); the last one, if it was known, keeps
+        # its own completion, which is the rest.
         for k, on_path in enumerate(states):
             if self._paths.get(on_path) is None:
-                self._paths[on_path] = path[k:]
-        return path
+                self._paths[on_path] = (found, k)
+        return found, 0
 
     def _search(
         self,
         automaton: Automaton,
         start: State,
         key: Callable[[State], Hashable] | None,
-        known: Callable[[State], _Path | None],
+        known: Callable[[State], _Rest | None],
         node_budget: int,
-    ) -> tuple[list[State], _Path] | None:
-        """A completion of ``start``: ``(states on the searched prefix, token ids of the whole path)``.
+    ) -> tuple[list[State], bytes, _Rest] | None:
+        """A completion of ``start``: ``(states on the searched prefix, its bytes, the rest)``.
 
         Targets are accepting states and states whose completion is ``known`` (the rest of the
         path is then theirs): a breadth-first search of at most ``node_budget`` expansions, which
-        returns the shortest path over the states it saw, or None. States with equal ``key`` (the
-        state itself when ``key`` is None) are merged: the first one reached stands for all.
+        returns the shortest path in bytes over the states it saw, or None. States with equal
+        ``key`` (the state itself when ``key`` is None) are merged: the first one reached stands
+        for all.
         """
         self.stats["searches"] += 1
         mark = (lambda state: state) if key is None else key
-        suffix = () if automaton.is_accepting(start) else known(start)
+        suffix = _DONE if automaton.is_accepting(start) else known(start)
         if suffix is not None:
-            return [start], suffix
+            return [start], b"", suffix
         nodes, parent, via = [start], [-1], [-1]
         depth = [0]
         seen = {mark(start)}
         queue = deque([0])
-        best: tuple[int, int, _Path] | None = None  # (total length, node, known suffix)
+        best: tuple[int, int, _Rest] | None = None  # (total bytes, node, known rest)
         expansions = 0
         while queue:
             index = queue.popleft()
@@ -348,7 +439,7 @@ class ShortestCompletion:
             expansions += 1
             self.stats["expansions"] += 1
             current = nodes[index]
-            for token_id in self.byte_tokens:
+            for byte, token_id in self._byte_token.items():
                 nxt = automaton.next_state(current, token_id)
                 if nxt is None:
                     continue
@@ -358,18 +449,18 @@ class ShortestCompletion:
                 seen.add(m)
                 nodes.append(nxt)
                 parent.append(index)
-                via.append(token_id)
+                via.append(byte)
                 depth.append(depth[index] + 1)
-                rest = () if automaton.is_accepting(nxt) else known(nxt)
+                rest = _DONE if automaton.is_accepting(nxt) else known(nxt)
                 if rest is not None:
-                    total = depth[-1] + len(rest)
+                    total = depth[-1] + len(rest[0].path) - rest[1]
                     if best is None or total < best[0]:
                         best = (total, len(nodes) - 1, rest)
                 else:
                     queue.append(len(nodes) - 1)
         if best is not None:
             states, prefix = self._unwind(nodes, parent, via, best[1])
-            return states, prefix + best[2]
+            return states, prefix, best[2]
         self.stats["exhausted"] += 1
         return None
 
@@ -391,8 +482,8 @@ class ShortestCompletion:
         automaton: Automaton,
         start: State,
         context: JsonContext,
-        known: Callable[[State], _Path | None],
-    ) -> tuple[list[State], _Path] | None:
+        known: Callable[[State], _Rest | None],
+    ) -> tuple[list[State], bytes, _Rest] | None:
         """A completion built move by move from the output's JSON structure, each move checked.
 
         Breadth-first search cannot reach far completions of JSON with free content, so this
@@ -409,16 +500,16 @@ class ShortestCompletion:
         state, ctx = start, context
         states: list[State] = [start]
         path = bytearray()
-        written: list[set[bytes]] = [set() for _ in ctx.stack]
+        containers = [_Container() for _ in ctx.stack]
         for _ in range(_PROPOSAL_MOVES):
             if automaton.is_accepting(state) and not ctx.stack and ctx.mode in ("after", "scalar"):
                 self.stats["proposals_found"] += 1
-                return states, tuple(self._byte_token[b] for b in path)
+                return states, bytes(path), _DONE
             rest = known(state) if path else None
             if rest is not None:
                 self.stats["proposals_found"] += 1
-                return states, tuple(self._byte_token[b] for b in path) + rest
-            move = self._json_move(automaton, state, ctx, written)
+                return states, bytes(path), rest
+            move = self._json_move(automaton, state, ctx, containers)
             if move is None:
                 return None
             fed = self._feed(automaton, state, move)
@@ -426,16 +517,16 @@ class ShortestCompletion:
             if fed is None or after is None:
                 return None
             if len(after.stack) > len(ctx.stack):
-                written.append(set())
+                containers.append(_Container())
             elif len(after.stack) < len(ctx.stack):
-                del written[len(after.stack) :]
+                del containers[len(after.stack) :]
             state, ctx = fed[0], after
             states.extend(fed[1])
             path += move
         return None
 
     def _json_move(
-        self, automaton: Automaton, state: State, ctx: JsonContext, written: list[set[bytes]]
+        self, automaton: Automaton, state: State, ctx: JsonContext, containers: list[_Container]
     ) -> bytes | None:
         """The next bytes of a JSON proposal (see :meth:`_propose_json`)."""
         feed = self._feed
@@ -472,19 +563,28 @@ class ShortestCompletion:
             opened = feed(automaton, state, b'"')
             if opened is None:
                 return None
-            used = written[-1] if written else set()
-            listed, free = self._keys(automaton, opened[0])
-            candidates = [
-                key
-                for key in listed
-                if key not in used and feed(automaton, state, b'"' + key + b'":') is not None
-            ]
+            container = containers[-1] if containers else _Container()
+
+            def allowed(keys: list[bytes]) -> list[bytes]:
+                return [
+                    key
+                    for key in keys
+                    if key not in container.used and feed(automaton, state, b'"' + key + b'":') is not None
+                ]
+
+            # Keys spelled at an earlier property of the object are tried first, and spelled
+            # again only when none of them may follow here (with properties in a fixed order,
+            # the later ones are only allowed from here on): spelling costs a next_state per
+            # byte of every listed key.
+            candidates = [] if container.keys is None else allowed(container.keys[0])
             if not candidates:
-                if free is None or free in used:
-                    return None
-                candidates = [free]
+                container.keys = self._keys(automaton, opened[0])
+                listed, free = container.keys
+                candidates = allowed(listed) or ([] if free is None else allowed([free]))
+            if not candidates:
+                return None
             key = self._pick_key(automaton, state, candidates)
-            used.add(key)
+            container.used.add(key)
             return b'"' + key + b'":'
         return None
 
@@ -521,7 +621,6 @@ class ShortestCompletion:
             done = self._feed(automaton, fed[0], value)
             if done is not None and any(self._feed(automaton, done[0], b) is not None for b in (b",", b"}")):
                 return done[0]
-        return None
         return None
 
     def _value_done(self, automaton: Automaton, state: State, ctx: JsonContext) -> bool:
@@ -576,17 +675,24 @@ class ShortestCompletion:
         key when closing it leads elsewhere than closing a free key does. Listed keys come in
         byte order; the free key is one byte, when free keys are allowed.
         """
+        # A grammar automaton groups the next states of all key bytes from one lexer row (inside
+        # a key only the lexer moves); other automata take one next_state per byte.
+        byte_successors = getattr(automaton, "byte_successors", None)
+        next_state, byte_token, key_bytes = automaton.next_state, self._byte_token, self._key_bytes
         free_state: State | None = None
         free: bytes | None = None
         keys: list[bytes] = []
         stack = [(after_quote, b"")]
         while stack and len(keys) < _MAX_KEYS:
             state, text = stack.pop()
-            groups: dict[State, list[int]] = {}
-            for byte in _KEY_BYTES:
-                fed = self._feed(automaton, state, bytes((byte,)))
-                if fed is not None:
-                    groups.setdefault(fed[0], []).append(byte)
+            if byte_successors is not None:
+                groups = byte_successors(state, key_bytes)
+            else:
+                groups = {}
+                for byte in key_bytes.tolist():
+                    nxt = next_state(state, byte_token[byte])
+                    if nxt is not None:
+                        groups.setdefault(nxt, []).append(byte)
             if text == b"":
                 wide = [members for members in groups.values() if len(members) > _FREE_GROUP]
                 if wide:
@@ -605,17 +711,17 @@ class ShortestCompletion:
         return keys, free
 
     @staticmethod
-    def _unwind(nodes: list[State], parent: list[int], via: list[int], end: int) -> tuple[list[State], _Path]:
-        states, tokens = [], []
+    def _unwind(nodes: list[State], parent: list[int], via: list[int], end: int) -> tuple[list[State], bytes]:
+        states, data = [], bytearray()
         index = end
         while index >= 0:
             states.append(nodes[index])
             if parent[index] >= 0:
-                tokens.append(via[index])
+                data.append(via[index])
             index = parent[index]
         states.reverse()
-        tokens.reverse()
-        return states, tuple(tokens)
+        data.reverse()
+        return states, bytes(data)
 
 
 def _unknown(state: State) -> None:
@@ -643,7 +749,7 @@ class BudgetMatcher(Matcher):
     complete, the matcher is finished (only EOS may follow).
     """
 
-    __slots__ = ("_contexts", "_limit_at", "_retry_at", "completions", "margin", "max_tokens", "window")
+    __slots__ = ("_contexts", "_limit_at", "_next_check", "completions", "margin", "max_tokens", "window")
 
     def __init__(
         self,
@@ -670,8 +776,8 @@ class BudgetMatcher(Matcher):
         # (state, num_tokens, limit) of the last position asked about: states are immutable values,
         # so the position is identified by the state object and the token count.
         self._limit_at: tuple[State, int, int | None] | None = None
-        # No distance is asked for before this many tokens (see RETRY_AFTER).
-        self._retry_at = 0
+        # No distance is asked for before this many tokens (see the module docstring).
+        self._next_check = 0
 
     @property
     def remaining(self) -> int:
@@ -689,7 +795,7 @@ class BudgetMatcher(Matcher):
             states=list(self._states),
             contexts=list(self._contexts),
         )
-        other._retry_at = self._retry_at
+        other._next_check = self._next_check
         return other
 
     def budget_limit(self) -> int | None:
@@ -707,18 +813,24 @@ class BudgetMatcher(Matcher):
         return self.budget_limit() is not None
 
     def _compute_limit(self, state: State) -> int | None:
-        if super().is_finished():
+        if super().is_finished() or self.num_tokens < self._next_check:
             return None
         remaining = self.remaining
-        if remaining > self.window or self.num_tokens < self._retry_at:
-            return None
+        # Far from the end, the next check is scheduled (see the module docstring): never past
+        # the window, where every position is checked.
+        far = remaining - self.window
         context = self._contexts[-1]
         lower = self.completions.lower_bound(state, lambda: context)
-        if lower is None or remaining - 1 >= lower + self.margin:
+        if lower is None:
+            self._next_check = self.num_tokens + max(RETRY_AFTER, far // 2)
+            return None
+        slack = remaining - 1 - lower - self.margin
+        if slack >= 0:
+            self._next_check = self.num_tokens + max(1, min(slack // 2, far))
             return None
         current = self.completions.distance(state, lambda: context)
-        if current is None or current > HOPELESS_BYTES_PER_TOKEN * remaining:
-            self._retry_at = self.num_tokens + RETRY_AFTER
+        if current is None or current > HOPELESS_RATIO * remaining:
+            self._next_check = self.num_tokens + RETRY_AFTER
             return None
         return max(remaining, current) - 1
 

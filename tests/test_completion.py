@@ -48,6 +48,11 @@ def _shortest_by_regex(pattern: str, prefix: str, longest: int = 4) -> int | Non
     return None
 
 
+def _toy_tokens(length: int | None) -> int | None:
+    """Fewest toy tokens that write ``length`` bytes (every 1- and 2-byte string of its alphabet is one)."""
+    return None if length is None else -(-length // 2)
+
+
 def _state_after(constraint, text: str):
     matcher = constraint.matcher()
     for ch in text:
@@ -70,8 +75,11 @@ def test_distance_is_the_brute_force_shortest_completion(pattern: str, prefixes:
     for prefix in prefixes:
         state = _state_after(constraint, prefix)
         expected = _shortest_by_regex(pattern, prefix)
-        assert search.distance(state) == expected, (pattern, prefix)
-        assert search.lower_bound(state) == expected
+        assert search.distance(state) == _toy_tokens(expected), (pattern, prefix)
+        assert search.lower_bound(state) == _toy_tokens(expected)
+        completion = search.completion(state)
+        assert completion is not None and len(completion) == expected
+        assert re.fullmatch(pattern, prefix + completion.decode())
 
 
 def test_hand_written_automaton_distances() -> None:
@@ -79,7 +87,7 @@ def test_hand_written_automaton_distances() -> None:
     constraint = toy_abc_constraint(VOCAB)
     search = shortest_completion(constraint.automaton)
     assert search is shortest_completion(constraint.automaton)
-    assert search.distance(0) == 1
+    assert search.distance(0) == 1 and search.completion(0) == b"c"
     assert search.distance(1) == 0
 
 
@@ -138,7 +146,7 @@ def test_budget_mask_matches_an_independent_oracle() -> None:
             base.advance(VOCAB.token_bytes.index(ch.encode()))
             matcher.advance(VOCAB.token_bytes.index(ch.encode()))
         remaining = matcher.remaining
-        current = _shortest_by_regex(pattern, prefix)
+        current = _toy_tokens(_shortest_by_regex(pattern, prefix))
         limit = max(remaining, current) - 1
         mask = matcher.mask()
         for token_id in range(VOCAB.size):
@@ -148,7 +156,7 @@ def test_budget_mask_matches_an_independent_oracle() -> None:
             elif not base.accepts(token_id):
                 expected = False
             else:
-                after = _shortest_by_regex(pattern, prefix + data.decode())
+                after = _toy_tokens(_shortest_by_regex(pattern, prefix + data.decode()))
                 expected = after is not None and after <= limit
             assert mask[token_id] == expected, (prefix, max_tokens, data)
             assert matcher.accepts(token_id) == expected
@@ -178,9 +186,18 @@ def test_awrs_is_exact_for_the_tightened_constraint() -> None:
 def test_far_from_the_budget_nothing_changes() -> None:
     constraint = compile_regex(r"a+b", VOCAB)
     matcher = BudgetMatcher(constraint.automaton, 100, window=20)
-    assert not matcher.budget_active()
-    assert np.array_equal(matcher.mask(), constraint.matcher().mask())
-    assert matcher.completions.stats["searches"] == 0  # nothing was computed
+    search = matcher.completions
+    asked = []
+    search.lower_bound = lambda *args: asked.append(args) or ShortestCompletion.lower_bound(search, *args)
+    plain = constraint.matcher()
+    a_token = VOCAB.token_bytes.index(b"a")
+    for _ in range(60):
+        assert not matcher.budget_active()
+        assert np.array_equal(matcher.mask(), plain.mask())
+        matcher.advance(a_token)
+        plain.advance(a_token)
+    # Asked at the start, then after half the slack each time: a few times, not at every position.
+    assert 2 <= len(asked) <= 6
 
 
 def test_advance_refuses_what_the_budget_refuses_and_rollback_restores() -> None:
@@ -251,15 +268,15 @@ def test_json_proposal_writes_required_properties(smollm2_vocab, smollm2_tokeniz
     context = json_context(JSON_START, prefix.encode())
     distance = search.distance(matcher.state, lambda: context)
     assert distance is not None and search.stats["proposals_found"] >= 1
-    _, relaxed = constraint.automaton.completion_relaxation(matcher.state)
-    path = search._paths[relaxed]
-    completion = b"".join(smollm2_vocab.token_bytes[t] for t in path)
-    assert len(completion) == distance
+    completion = search.completion(matcher.state)
     document = json.loads(prefix.encode() + completion)
     jsonschema.validate(document, schema)
+    completion_ids = smollm2_tokenizer(completion.decode(), add_special_tokens=False)["input_ids"]
+    # The distance counts the fewest tokens that spell the completion.
+    assert distance <= len(completion_ids) < len(completion)
     check = constraint.matcher()
     check.consume(smollm2_tokenizer(prefix, add_special_tokens=False)["input_ids"])
-    check.consume(path)
+    check.consume(completion_ids)
     assert check.is_accepting()
 
 
@@ -285,4 +302,46 @@ def test_budget_closes_json_near_the_end(smollm2_vocab, smollm2_tokenizer) -> No
         generated.append(token)
     assert matcher.is_accepting() and len(generated) <= 3
     text = smollm2_vocab.decode([*prefix_ids, *generated]).decode()
+    jsonschema.validate(json.loads(text), schema)
+
+
+def test_a_long_shortest_completion_is_started_early_enough(smollm2_vocab, smollm2_tokenizer) -> None:
+    import jsonschema
+
+    item = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "id": {"type": "integer"}},
+        "required": ["name", "id"],
+        "additionalProperties": False,
+    }
+    schema = {"type": "array", "items": item, "minItems": 10}
+    constraint = compile_json_schema(schema, smollm2_vocab)
+    needed = shortest_completion(constraint.automaton).distance(
+        constraint.automaton.initial_state(), lambda: JSON_START
+    )
+    window = 64
+    # Longer than the window: checked only inside it, the budget would be lost when it opened.
+    assert needed is not None and needed > window
+    max_tokens = needed + 30
+    matcher = BudgetMatcher(constraint.automaton, max_tokens, window=window)
+    # A model that never stops: it fills every string with " there", and knows the structure.
+    encode = functools.partial(smollm2_tokenizer, add_special_tokens=False)
+    logits = np.zeros(smollm2_vocab.size, dtype=np.float32)
+    logits[encode('[{"name":"","id":12},{"name":"x","id":3}]')["input_ids"]] = 12.0
+    logits[encode(" there")["input_ids"][0]] = 14.0
+    rng = np.random.default_rng(0)
+    sampler = RejectionSampler(max_checks=32, estimate_weight=False)
+    generated, first_active = [], None
+    while not matcher.is_finished() and matcher.remaining > 0:
+        if first_active is None and matcher.budget_active():
+            first_active = matcher.remaining
+        token = sampler.sample(logits, matcher, rng).token_id
+        if token in smollm2_vocab.eos_token_ids:
+            break
+        matcher.advance(token)
+        generated.append(token)
+    assert first_active is not None and first_active > window
+    assert matcher.is_accepting() and len(generated) <= max_tokens
+    text = smollm2_vocab.decode(generated).decode()
+    assert " there" in text  # the model had its way before the budget took over
     jsonschema.validate(json.loads(text), schema)

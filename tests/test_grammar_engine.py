@@ -600,3 +600,18 @@ def test_lexer_state_limit():
 def test_literal_dfa_is_exact():
     dfa = terminal_byte_dfa(lit("E", "é!"))
     assert dfa.matches("é!".encode()) and not dfa.matches(b"e!") and not dfa.matches("é".encode())
+
+
+@pytest.mark.parametrize("name", ["json", "python", "sql"])
+def test_byte_successors_group_the_single_byte_steps(name):
+    a = compile_grammar(name, VOCAB, cache=False).automaton
+    every_byte = np.arange(256, dtype=np.intp)
+    text = GRAMMAR_SAMPLES[name]
+    for cut in range(len(text) + 1):
+        state = a.advance_bytes(a.initial_state(), text[:cut])
+        expected: dict = {}
+        for byte in range(256):
+            after = a.advance_bytes(state, bytes((byte,)))
+            if after is not None:
+                expected.setdefault(after, []).append(byte)
+        assert a.byte_successors(state, every_byte) == expected, text[:cut]

@@ -590,3 +590,28 @@ def test_key_masks_equal_a_full_replay(smollm2_vocab, schema, text):
         automaton.fill_token_bitmask(state, words)
         got = np.unpackbits(words.view(np.uint8), bitorder="little")[: smollm2_vocab.size].astype(bool)
         assert np.array_equal(got, _replayed_mask(automaton, state)), text[:cut]
+
+
+def test_checks_skip_plain_containers_and_unreachable_length_bounds(smollm2_vocab, smollm2_tokenizer):
+    long_text = {"type": "string", "maxLength": 1100}  # beyond what the grammar unrolls
+    schema = {"type": "object", "properties": {"d": long_text, "n": {"type": "integer"}}, "required": ["d"]}
+    constraint = compile_json_schema(schema, smollm2_vocab, whitespace="compact")
+    checker = constraint.automaton.tracker.checker
+    assert checker.needs_check(("d",)) and checker.length_bound(("d",)) == 1100
+    assert not checker.needs_check(())  # a plain object: its members are checked as they complete
+    assert _walk(
+        constraint,
+        smollm2_tokenizer,
+        json.dumps({"d": "é" * 1100, "n": 1}, ensure_ascii=False, separators=(",", ":")),
+    )
+    assert not _walk(constraint, smollm2_tokenizer, json.dumps({"d": "a" * 1101}, separators=(",", ":")))
+    # Containers judged as a whole, or reached through branches, keep their own checks.
+    for whole in (
+        {"type": "object", "properties": {"d": long_text}, "minProperties": 1, "maxProperties": 1},
+        {"anyOf": [{"properties": {"d": long_text}}, {"properties": {"d": {"type": "integer"}}}]},
+    ):
+        checker = compile_json_schema(whole, smollm2_vocab).automaton.tracker.checker
+        assert checker.needs_check(())
+    nested = {"anyOf": [{"properties": {"o": {"properties": {"d": long_text}}}}, {"type": "array"}]}
+    checker = compile_json_schema(nested, smollm2_vocab).automaton.tracker.checker
+    assert checker.needs_check(("o",)) and checker.length_bound(("o", "d")) is None

@@ -295,6 +295,32 @@ class GrammarAutomaton(Automaton):
                 allowed |= (row == DEAD) & (row0 >= 0)
         return allowed
 
+    def byte_successors(self, state: GrammarState, candidates: np.ndarray) -> dict[GrammarState, list[int]]:
+        """The states after each byte of ``candidates`` alone, grouped by state (refused bytes left out).
+
+        The same states as :meth:`advance_bytes` of each byte, from one lexer row: bytes that
+        continue the lexeme only change the lexer state, so each distinct one is normalized once.
+        Lists keep the order of ``candidates``.
+        """
+        parser_state, lx = state
+        after_byte = self.lexer.ensure_row(lx)[candidates]
+        groups: dict[GrammarState, list[int]] = {}
+        for code in np.unique(after_byte[after_byte >= 0]).tolist():
+            after = self._normalize((parser_state, code))
+            if after is not None:
+                groups.setdefault(after, []).extend(candidates[after_byte == code].tolist())
+        ending = candidates[after_byte == DEAD].tolist()  # bytes after which the lexeme ends
+        if not ending:
+            return groups
+        position = {byte: k for k, byte in enumerate(candidates.tolist())}
+        for byte in ending:
+            after = self.advance_bytes(state, bytes((byte,)))
+            if after is not None:
+                members = groups.setdefault(after, [])
+                members.append(byte)
+                members.sort(key=position.__getitem__)
+        return groups
+
     # --- Automaton API --------------------------------------------------------------------------
 
     def initial_state(self) -> GrammarState:

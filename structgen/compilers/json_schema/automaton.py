@@ -1,10 +1,13 @@
 """The JSON Schema automaton: grammar masks, re-verified by exact runtime checks where needed.
 
 A state is ``(grammar_state, tracker_state)``. Masks come from the grammar engine; when the schema
-has inexact nodes, the allowed tokens that contain a byte at which a value can complete
-(``"``, ``}``, ``]``, ``,``, ``:``, whitespace) are replayed through the tracker and dropped if a value
-they complete fails its check. Schemas whose grammar is exact never get here: the compiler returns
-the plain grammar automaton for them.
+has inexact nodes, the allowed tokens that could complete a value with a check (they contain a
+byte at which a value can complete: ``"``, ``}``, ``]``, ``,``, ``:``, whitespace; which ones matter
+depends on where the output is, see :meth:`JsonSchemaAutomaton._candidates`) are replayed through
+the tracker and dropped if a value they complete fails its check. Inside a key, most tokens need no
+replay: where every key is allowed, a token that closes the key and completes nothing else fails
+only by repeating a key of the object, which is looked up by its text. Schemas whose grammar is
+exact never get here: the compiler returns the plain grammar automaton for them.
 """
 
 from __future__ import annotations

@@ -8,8 +8,12 @@ value's path (properties, patternProperties, additionalProperties, prefixItems/i
 ``$ref``, ``allOf`` = all, ``anyOf``/``oneOf``/``if`` = any) and validates the value exactly
 (``jsonschema``) against the subschemas found there. Everything it cannot judge from one value alone
 (``not`` of an ancestor, ``oneOf`` exclusivity, ``uniqueItems``, ``contains``, ...) counts as
-possible, so the checks never refuse a value of some valid document; the root value is validated in
-full, so no invalid document is ever accepted. Nodes whose grammar is exact are not checked again.
+possible, so the checks never refuse a value of some valid document. Every completed value whose
+node is not exact is validated in full, so no invalid document is ever accepted, with two
+exceptions that lose nothing: a *plain* container (only member keywords such as ``properties`` and
+``items``, an exact emission of its own, no ``anyOf``/``oneOf``/``if`` on its path) is valid when
+its members are, and they are checked as they complete; a string whose only check is a
+``maxLength`` longer than the string is valid. Nodes whose grammar is exact are not checked again.
 """
 
 from __future__ import annotations
