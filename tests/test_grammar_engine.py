@@ -15,7 +15,7 @@ import grammars
 from structgen.automata.cfg import ContextFreeGrammar, Production, Terminal
 from structgen.automata.grammar import GrammarAutomaton
 from structgen.automata.grammar.earley import EarleyParser, analyze_grammar
-from structgen.automata.grammar.engine import SubtreeCache, terminal_byte_dfa
+from structgen.automata.grammar.engine import terminal_byte_dfa
 from structgen.automata.grammar.kernels import (
     DONE,
     IntHashMap,
@@ -30,6 +30,7 @@ from structgen.automata.grammar.reference import (
     subtree_walks_reference,
     walk_entries_reference,
 )
+from structgen.automata.grammar.subtrees import SubtreeCache
 from structgen.bitmask import bitmask_to_bool
 from structgen.compilers.grammar import compile_grammar
 from structgen.compilers.lark_frontend import load_lark
@@ -527,8 +528,9 @@ def _run_subtree_walks(kernel, automaton, roots, lexers, out, tokens, size):
     while True:
         status, need = kernel(
             trie.node_byte, trie.node_depth, trie.node_skip, trie.token_start, trie.token_ids,
-            lexer.trans, roots, lexers, out, tokens, t_end, bnodes, blexers, b_end, stack, resume,
-            1 << 30, SubtreeCache().arrays(), unused, unused, unused, *lexer.kernel_arrays(),
+            trie.node_token, lexer.trans, roots, lexers, out, tokens, t_end, bnodes, blexers, b_end,
+            stack, resume, 1 << 30, SubtreeCache().arrays(), unused, unused, unused, 1 << 30,
+            automaton._class_of, automaton._shared_final, SubtreeCache().arrays(), *lexer.kernel_arrays(),
         )  # fmt: skip
         if status == DONE:
             return t_end, b_end, bnodes, blexers

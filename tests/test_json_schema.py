@@ -9,9 +9,11 @@ import re
 import numpy as np
 import pytest
 
+from structgen.automata.grammar import GrammarAutomaton
+from structgen.automata.grammar.reference import subtree_walks_reference
 from structgen.bitmask import bitmask_words
 from structgen.compilers.json_schema import compile_json_schema, compile_json_schema_grammar
-from structgen.compilers.json_schema.dfas import excluded_keys_dfa, length_string_dfa
+from structgen.compilers.json_schema.dfas import excluded_keys_dfa, json_string_dfa, length_string_dfa
 from structgen.compilers.json_schema.ecma_regex import (
     PatternSyntaxError,
     UnsupportedPattern,
@@ -615,3 +617,34 @@ def test_checks_skip_plain_containers_and_unreachable_length_bounds(smollm2_voca
     nested = {"anyOf": [{"properties": {"o": {"properties": {"d": long_text}}}}, {"type": "array"}]}
     checker = compile_json_schema(nested, smollm2_vocab).automaton.tracker.checker
     assert checker.needs_check(("o",)) and checker.length_bound(("o", "d")) is None
+
+
+def test_shared_string_walks_give_the_same_masks(smollm2_vocab):
+    # Key and string terminals share their walks past what makes them special: the masks are
+    # those of automata that walk everything themselves, with the numba kernel and its reference.
+    schema = {
+        "type": "object",
+        "properties": {"alpha": {"type": "string"}, "beta": {"type": "string", "maxLength": 3}},
+        "additionalProperties": {"type": "string"},
+    }
+    compiled = compile_json_schema_grammar(schema, whitespace="compact")
+    grammar, dfas = compiled.grammar, compiled.emitted.terminal_dfas
+    shared = {
+        name: json_string_dfa()
+        for name, terminal in grammar.terminals.items()
+        if not terminal.is_literal and terminal.pattern.startswith('"')
+    }
+    plain = GrammarAutomaton(grammar, smollm2_vocab, terminal_dfas=dfas)
+    fast = GrammarAutomaton(grammar, smollm2_vocab, terminal_dfas=dfas, shared_dfas=shared)
+    slow = GrammarAutomaton(grammar, smollm2_vocab, terminal_dfas=dfas, shared_dfas=shared)
+    slow._subtree_kernel = subtree_walks_reference
+    assert (fast._class_of >= 0).any() and (fast._shared_final >= 0).any()
+    fast.min_shared_subtree = slow.min_shared_subtree = 4
+    text = b'{"alpha":"xyz","gamma":"some text, \\u00e9 \\"q\\"","beta":"ab","alphabet":"z"}'
+    for cut in range(0, len(text) + 1, 3):
+        masks = []
+        for automaton in (plain, fast, slow):
+            state = automaton.advance_bytes(automaton.initial_state(), text[:cut])
+            masks.append(automaton.token_mask_words(state))
+        assert np.array_equal(masks[0], masks[1]) and np.array_equal(masks[0], masks[2]), text[:cut]
+    assert fast.shared_subtrees.num_entries > 0

@@ -323,7 +323,7 @@ def _trim(transitions: np.ndarray, accepting: np.ndarray, initial: int) -> tuple
     return table, accepting[keep], int(remap[initial])
 
 
-def _distinct_columns(transitions: np.ndarray) -> np.ndarray:
+def distinct_columns(transitions: np.ndarray) -> np.ndarray:
     """Indices of one byte per class of bytes that every state treats alike."""
     weights = np.random.default_rng(0).integers(1, 2**61, size=transitions.shape[0])
     fingerprint = weights @ (transitions.astype(np.int64) + 1)
@@ -335,7 +335,7 @@ def _distinct_columns(transitions: np.ndarray) -> np.ndarray:
 
 def _minimize(transitions: np.ndarray, accepting: np.ndarray, initial: int) -> ByteDFA:
     """Merge equivalent states (Hopcroft) over byte classes: columns every state treats alike."""
-    classes = np.ascontiguousarray(transitions[:, _distinct_columns(transitions)])
+    classes = np.ascontiguousarray(transitions[:, distinct_columns(transitions)])
     block, count = kernels.equivalence_classes(classes, accepting)
     representative = np.zeros(count, dtype=np.int64)
     representative[block] = np.arange(block.shape[0])

@@ -8,7 +8,9 @@ Nodes are numbered in depth-first preorder, so the subtree of node ``i`` is the 
 - ``node_depth[i]``: the length of the prefix node ``i`` stands for,
 - ``node_skip[i]``: one past the last node of ``i``'s subtree,
 - ``token_start[i] : token_start[i + 1]``: the slice of ``token_ids`` of tokens whose bytes end at
-  ``i`` (several ids may share the same bytes).
+  ``i`` (several ids may share the same bytes),
+- ``node_token[i]``: that token when it is the only one, :data:`NO_TOKEN` when there is none,
+  :data:`SEVERAL_TOKENS` otherwise (walks read one array instead of a slice at most nodes).
 
 Also kept: ``token_offsets``/``token_data``, every token's bytes in one flat buffer by id.
 """
@@ -22,6 +24,9 @@ import numba
 import numpy as np
 
 from structgen.vocabulary import Vocabulary
+
+NO_TOKEN = -1
+SEVERAL_TOKENS = -2
 
 
 @numba.njit(cache=True)
@@ -78,6 +83,7 @@ class TokenTrie:
     node_skip: np.ndarray
     token_start: np.ndarray
     token_ids: np.ndarray
+    node_token: np.ndarray
     token_offsets: np.ndarray
     token_data: np.ndarray
     max_depth: int
@@ -115,12 +121,17 @@ class TokenTrie:
         token_start = np.zeros(node_byte.shape[0] + 1, dtype=np.int32)
         np.cumsum(counts, out=token_start[1:])
         by_node = np.argsort(token_node, kind="stable")
+        token_ids = order[by_node].astype(np.int32)
+        node_token = np.full(node_byte.shape[0], NO_TOKEN, dtype=np.int32)
+        node_token[counts > 1] = SEVERAL_TOKENS
+        node_token[counts == 1] = token_ids[token_start[:-1][counts == 1]]
         return cls(
             node_byte=node_byte,
             node_depth=node_depth,
             node_skip=node_skip,
             token_start=token_start,
-            token_ids=order[by_node].astype(np.int32),
+            token_ids=token_ids,
+            node_token=node_token,
             token_offsets=offsets,
             token_data=data,
             max_depth=int(node_depth.max(initial=0)),

@@ -55,14 +55,12 @@ from structgen.automata.grammar.earley import EarleyParser, analyze_grammar
 from structgen.automata.grammar.kernels import (
     DONE,
     LEX_STRIDE,
-    SEEN,
     UNKNOWN_START,
-    IntHashMap,
-    hash_put_absent,
     subtree_walks,
     walk_entries,
 )
 from structgen.automata.grammar.lexer import DEAD, LazyLexer
+from structgen.automata.grammar.subtrees import SubtreeCache, class_base, equivalent_states, shared_cache
 from structgen.automata.regex import regex_to_byte_dfa
 from structgen.automata.token_trie import TokenTrie
 from structgen.bitmask import bitmask_words
@@ -162,6 +160,7 @@ class GrammarAutomaton(Automaton):
         mask_cache_size: int = 2048,
         lexeme_cache_size: int = 1024,
         terminal_dfas: Mapping[str, ByteDFA] | None = None,
+        shared_dfas: Mapping[str, ByteDFA] | None = None,
     ) -> None:
         self.grammar = grammar
         self.vocab = vocab
@@ -185,6 +184,8 @@ class GrammarAutomaton(Automaton):
             if guard in index and kept:
                 guard_ids[index[guard]] = kept
         self.lexer = LazyLexer(dfas, priorities, [index[name] for name in grammar.ignore], guards=guard_ids)
+        shared = {index[name]: dfa for name, dfa in (shared_dfas or {}).items() if name in index}
+        self._share_walks(dfas, shared)
         self.parser = EarleyParser(self.tables)
         # The lexer's accepted terminal sets as arrays for the kernels (rebuilt when they grow).
         self._acc_t0 = np.zeros(1, dtype=np.int64)
@@ -196,15 +197,32 @@ class GrammarAutomaton(Automaton):
         self._lexeme_cache: OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
         self._lexeme_cache_size = lexeme_cache_size
         self.subtrees = SubtreeCache()
+        self.shared_subtrees = shared_cache(self.trie)
         # Subtrees of more nodes than this, below a node where a lexeme starts, are not walked
         # with the parser: their lexeme part comes from the subtree cache. Smaller ones cost less
         # to walk than their cache entries cost in memory.
         self.min_cached_subtree = 256
+        # Shared entries serve every automaton of the vocabulary: worth it for smaller subtrees.
+        self.min_shared_subtree = 32
         # The kernels (swappable for their plain-Python references in tests).
         self._entries_kernel = walk_entries
         self._subtree_kernel = subtree_walks
         self.walk_calls = 0  # statistics: kernel calls, including resumptions
         self._initial: GrammarState = (self.parser.initial, self._lexeme_start(self.parser.initial))
+
+    def _share_walks(self, dfas: list[ByteDFA], shared: Mapping[int, ByteDFA]) -> None:
+        """Classes of the DFA states equivalent to a shared DFA's (see :mod:`.subtrees`)."""
+        offsets = self.lexer.global_offsets
+        self._class_of = np.full(int(offsets[-1]), -1, dtype=np.int64)
+        self._shared_final = np.full(len(dfas), -1, dtype=np.int32)
+        for t, shared_dfa in shared.items():
+            base = class_base(shared_dfa)
+            same = equivalent_states(dfas[t], shared_dfa)
+            final = np.flatnonzero(same == int(np.flatnonzero(shared_dfa.accepting)[0]))
+            if final.shape[0] == 0:
+                continue  # never in the accepting state's class: no state of it can end a lexeme shared
+            self._class_of[offsets[t] : offsets[t + 1]] = np.where(same >= 0, base + same, -1)
+            self._shared_final[t] = self.lexer.singleton_state(t, int(final[0]))
 
     # --- tables ---------------------------------------------------------------------------------
 
@@ -414,8 +432,9 @@ class GrammarAutomaton(Automaton):
             )
             if not n_def:
                 break
-            # Subtrees met a second time: cache them, then walk again (they are read from the cache).
-            self._cache_subtrees(scratch.d_node[:n_def], scratch.d_lexer[:n_def])
+            # Subtrees met a second time, or of a shared class: cache them, then walk again (they
+            # are read from the caches).
+            self._cache_deferred(scratch.d_node[:n_def], scratch.d_lexer[:n_def])
             inside[:] = 0
         self.subtrees.mark_seen(scratch.fresh[:n_fresh])
         n_b = int(b_end[0])
@@ -424,6 +443,19 @@ class GrammarAutomaton(Automaton):
         if len(self._lexeme_cache) > self._lexeme_cache_size:
             self._lexeme_cache.popitem(last=False)
         return info
+
+    def _cache_deferred(self, nodes: np.ndarray, lexers: np.ndarray) -> None:
+        """Cache the subtrees a lexeme walk deferred: those of a shared class in the shared cache.
+
+        Shared entries are keyed by class and keep only the boundaries under the terminal's
+        accepting state (see :mod:`.subtrees`).
+        """
+        classes = self._shared_classes(lexers)
+        shared = classes >= 0
+        if shared.any():
+            self._cache_shared(nodes[shared], lexers[shared], classes[shared])
+        if not shared.all():
+            self._cache_subtrees(nodes[~shared], lexers[~shared])
 
     def _cache_subtrees(self, nodes: np.ndarray, lexers: np.ndarray) -> None:
         """Put the lexeme parts of the subtrees ``(nodes[k], lexers[k])`` in the subtree cache."""
@@ -439,6 +471,31 @@ class GrammarAutomaton(Automaton):
         blexers = np.empty(size, dtype=np.int32)
         t_end, b_end, _, _ = self._walk_subtrees(roots, starts, _NO_MASK, tokens, bnodes, blexers)
         self.subtrees.add_batch(keys, tokens, t_end, bnodes, blexers, b_end)
+
+    def _shared_classes(self, lexers: np.ndarray) -> np.ndarray:
+        """The shared class of each lexer state (-1: none): one terminal alive, in a shared state."""
+        member = self.lexer.single_members(lexers)
+        return np.where(member >= 0, self._class_of[np.maximum(member, 0)], -1)
+
+    def _cache_shared(self, nodes: np.ndarray, lexers: np.ndarray, classes: np.ndarray) -> None:
+        keys, first = np.unique(nodes.astype(np.int64) * LEX_STRIDE + classes, return_index=True)
+        roots, starts = nodes[first].astype(np.int32), lexers[first].astype(np.int32)
+        trie = self.trie
+        skips = trie.node_skip[roots]
+        tokens = np.empty(int((trie.token_start[skips] - trie.token_start[roots + 1]).sum()), np.int32)
+        size = int((skips - roots - 1).sum())
+        bnodes = np.empty(size, dtype=np.int32)
+        blexers = np.empty(size, dtype=np.int32)
+        t_end, b_end, _, _ = self._walk_subtrees(roots, starts, _NO_MASK, tokens, bnodes, blexers)
+        # Keep the ends under the accepting state (the terminal's own): the other ends cannot end a
+        # lexeme, and their lexer states are the terminal's, not the class's.
+        finals = self._shared_final[self.lexer.terminal_of(self.lexer.single_members(starts))]
+        n_b = int(b_end[-1])
+        walk = np.repeat(np.arange(keys.shape[0]), np.diff(b_end, prepend=0))
+        keep = blexers[:n_b] == finals[walk]
+        kept_nodes = bnodes[:n_b][keep]
+        kept_end = np.cumsum(np.bincount(walk[keep], minlength=keys.shape[0]))
+        self.shared_subtrees.add_batch(keys, tokens, t_end, kept_nodes, np.zeros_like(kept_nodes), kept_end)
 
     def _walk_subtrees(
         self,
@@ -469,6 +526,7 @@ class GrammarAutomaton(Automaton):
                 trie.node_skip,
                 trie.token_start,
                 trie.token_ids,
+                trie.node_token,
                 lexer.trans,
                 roots,
                 lexers,
@@ -485,6 +543,10 @@ class GrammarAutomaton(Automaton):
                 sc.d_node,
                 sc.d_lexer,
                 sc.fresh,
+                self.min_shared_subtree,
+                self._class_of,
+                self._shared_final,
+                self.shared_subtrees.arrays(),
                 *lexer.kernel_arrays(),
             )
             if status == DONE:
@@ -521,6 +583,7 @@ class GrammarAutomaton(Automaton):
                 trie.node_skip,
                 trie.token_start,
                 trie.token_ids,
+                trie.node_token,
                 lexer.trans,
                 lexer.acc,
                 lexer.acc_ignore,
@@ -560,95 +623,6 @@ class GrammarAutomaton(Automaton):
             e_parser, p_parser = p_parser, e_parser
             e_lexer, p_lexer = p_lexer, e_lexer
         return out
-
-
-class SubtreeCache:
-    """Lexeme parts of trie subtrees, per ``(node, lexer state)``, in arrays the mask walk reads.
-
-    An entry is what :func:`~structgen.automata.grammar.kernels.subtree_walks` finds in the
-    subtree of ``node`` with lexer state ``lx`` after the node's byte: the tokens below it that stay
-    inside the lexeme and the boundary nodes with their parents' lexer states. It does not depend
-    on the parser, so every mask reaching the node at a lexeme start in that lexer state shares
-    it. Memory is
-    bounded: when the pools would pass ``max_items`` token ids or boundaries, the cache starts
-    over empty (before a batch, so that the entries one walk pass asked for stay together).
-    """
-
-    def __init__(self, max_items: int = 1 << 21) -> None:
-        self.max_items = max_items
-        self._clear()
-
-    def _clear(self) -> None:
-        self.index = IntHashMap()
-        self.table = np.zeros((64, 4), dtype=np.int64)
-        self.tokens = np.zeros(4096, dtype=np.int32)
-        self.bnodes = np.zeros(4096, dtype=np.int32)
-        self.blexers = np.zeros(4096, dtype=np.int32)
-        self.num_entries = 0
-        self.num_tokens = 0
-        self.num_bounds = 0
-
-    def arrays(self) -> tuple[np.ndarray, ...]:
-        """``(keys, vals, table, tokens, bnodes, blexers)`` as :func:`walk_entries` takes them."""
-        return (self.index.keys, self.index.vals, self.table, self.tokens, self.bnodes, self.blexers)
-
-    def add_batch(
-        self,
-        keys: np.ndarray,
-        tokens: np.ndarray,
-        t_end: np.ndarray,
-        bnodes: np.ndarray,
-        blexers: np.ndarray,
-        b_end: np.ndarray,
-    ) -> None:
-        """Store entries absent so far, as :func:`~.kernels.subtree_walks` lists them.
-
-        Entry ``k`` (key ``node * LEX_STRIDE + lexer``) has the tokens ``tokens[t_end[k - 1] :
-        t_end[k]]`` and the boundaries ``bnodes`` / ``blexers[b_end[k - 1] : b_end[k]]``.
-        """
-        n = keys.shape[0]
-        n_t = int(t_end[-1]) if n else 0
-        n_b = int(b_end[-1]) if n else 0
-        if max(self.num_tokens + n_t, self.num_bounds + n_b) > self.max_items:
-            self._clear()
-        t0, b0, e0 = self.num_tokens, self.num_bounds, self.num_entries
-        self.tokens = _ensure_room(self.tokens, t0 + n_t)
-        self.bnodes = _ensure_room(self.bnodes, b0 + n_b)
-        self.blexers = _ensure_room(self.blexers, b0 + n_b)
-        self.table = _ensure_room(self.table, e0 + n)
-        self.tokens[t0 : t0 + n_t] = tokens[:n_t]
-        self.bnodes[b0 : b0 + n_b] = bnodes[:n_b]
-        self.blexers[b0 : b0 + n_b] = blexers[:n_b]
-        rows = self.table[e0 : e0 + n]
-        rows[:, 1] = t0 + t_end
-        rows[:, 0] = t0
-        rows[1:, 0] += t_end[:-1]
-        rows[:, 3] = b0 + b_end
-        rows[:, 2] = b0
-        rows[1:, 2] += b_end[:-1]
-        for k, key in enumerate(keys.tolist()):
-            self.index.put(key, e0 + k)
-        self.num_entries += n
-        self.num_tokens += n_t
-        self.num_bounds += n_b
-
-    def mark_seen(self, keys: np.ndarray) -> None:
-        """Mark ``keys`` as met once (:data:`~.kernels.SEEN`): the next walk to meet one caches it."""
-        # Keys met once come from walks of states that may never recur: their number is bounded too.
-        keys = np.unique(keys)
-        if self.index.size + keys.shape[0] > self.max_items // 4:
-            self._clear()
-        self.index.reserve(keys.shape[0])
-        self.index.count[0] += hash_put_absent(self.index.keys, self.index.vals, keys, SEEN)
-
-
-def _ensure_room(pool: np.ndarray, size: int) -> np.ndarray:
-    """``pool``, or a copy at least twice as large when it is shorter than ``size``."""
-    if size <= pool.shape[0]:
-        return pool
-    grown = np.zeros((max(size, 2 * pool.shape[0]), *pool.shape[1:]), dtype=pool.dtype)
-    grown[: pool.shape[0]] = pool
-    return grown
 
 
 class _Scratch:

@@ -44,6 +44,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from structgen.automata.token_trie import SEVERAL_TOKENS
+
 ACC_STRIDE = 1 << 24
 LEX_STRIDE = 1 << 20  # subtree cache keys: node * LEX_STRIDE + lexer state (at most 65536 states)
 DONE = 0
@@ -770,6 +772,7 @@ def subtree_walks(
     node_skip: np.ndarray,
     token_start: np.ndarray,
     token_ids: np.ndarray,
+    node_token: np.ndarray,
     lex_trans: np.ndarray,
     roots: np.ndarray,
     lexers: np.ndarray,
@@ -786,6 +789,10 @@ def subtree_walks(
     def_node: np.ndarray,
     def_lexer: np.ndarray,
     fresh: np.ndarray,
+    min_shared: int,
+    class_of: np.ndarray,
+    shared_final: np.ndarray,
+    shared: tuple,
     lxs: tuple,
     lxd: tuple,
 ) -> tuple[int, int]:  # pragma: no cover - numba
@@ -811,11 +818,18 @@ def subtree_walks(
     is; a key marked :data:`SEEN` (met once before) is written to ``def_node`` / ``def_lexer``
     for the caller to cache (the subtree is skipped: call again once cached); a key met for the
     first time is walked here and written to ``fresh`` for the caller to mark, so that a state met
-    only once costs no cache entry. Returns ``(DONE, 0)``, or ``(NEED_ROW, lexer state)`` when the
+    only once costs no cache entry. A lexer state of one terminal in a DFA state of class ``c``
+    below a node whose subtree has more than ``min_shared`` nodes
+    (``class_of[global DFA state] >= 0``, see :mod:`~structgen.automata.grammar.subtrees`) is
+    looked up in the vocabulary's ``shared`` cache under ``node * LEX_STRIDE + c`` instead: its
+    boundaries get the lexer state ``shared_final[terminal]``; a miss is deferred at once (the
+    entry serves every automaton). Returns ``(DONE, 0)``, or ``(NEED_ROW, lexer state)`` when the
     lexer's arrays must grow before that state's row can be computed (then call again).
     """
     as_mask = out.shape[0] > 0
     sub_keys, sub_vals, sub_table, sub_tokens, sub_bnodes, sub_blexers = sub
+    sh_keys, sh_vals, sh_table, sh_tokens, sh_bnodes = shared[0], shared[1], shared[2], shared[3], shared[4]
+    lx_table, lx_pool, term_of = lxd[1], lxd[2], lxs[2]
     k = resume[0]
     i = resume[1]
     n_t = resume[2]
@@ -848,13 +862,43 @@ def subtree_walks(
                 i = node_skip[i]
                 continue
             stack[d] = nl
-            for j in range(token_start[i], token_start[i + 1]):
-                t = token_ids[j]
+            t = node_token[i]
+            if t >= 0:
                 if as_mask:
                     out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
                 else:
                     tokens[n_t] = t
                     n_t += 1
+            elif t == SEVERAL_TOKENS:
+                for j in range(token_start[i], token_start[i + 1]):
+                    t = token_ids[j]
+                    if as_mask:
+                        out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+                    else:
+                        tokens[n_t] = t
+                        n_t += 1
+            if as_mask and node_skip[i] - i > min_shared:
+                cls = -1
+                member = lx_pool[lx_table[nl, 0] + 1]
+                if lx_table[nl, 1] - lx_table[nl, 0] == 2 and (member & 1) == 0:
+                    cls = class_of[member >> 1]
+                if cls >= 0:
+                    entry = hash_get(sh_keys, sh_vals, i * LEX_STRIDE + cls)
+                    if entry >= 0:
+                        for j in range(sh_table[entry, 0], sh_table[entry, 1]):
+                            t = sh_tokens[j]
+                            out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+                        final = shared_final[term_of[member >> 1]]
+                        for j in range(sh_table[entry, 2], sh_table[entry, 3]):
+                            bnodes[n_b] = sh_bnodes[j]
+                            blex[n_b] = final
+                            n_b += 1
+                    else:
+                        def_node[n_def] = i
+                        def_lexer[n_def] = nl
+                        n_def += 1
+                    i = node_skip[i]
+                    continue
             if as_mask and node_skip[i] - i > min_subtree:
                 key = i * LEX_STRIDE + nl
                 entry = hash_get(sub_keys, sub_vals, key)
@@ -898,6 +942,7 @@ def walk_entries(
     node_skip: np.ndarray,
     token_start: np.ndarray,
     token_ids: np.ndarray,
+    node_token: np.ndarray,
     lex_trans: np.ndarray,
     lex_acc: np.ndarray,
     acc_ignore: np.ndarray,
@@ -1039,9 +1084,13 @@ def walk_entries(
                     continue
             stack_p[d] = nxt_p
             stack_l[d] = nl
-            for k in range(token_start[i], token_start[i + 1]):
-                t = token_ids[k]
+            t = node_token[i]
+            if t >= 0:
                 out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+            elif t == SEVERAL_TOKENS:
+                for k in range(token_start[i], token_start[i + 1]):
+                    t = token_ids[k]
+                    out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
             if started and node_skip[i] - i > min_subtree:
                 entry = hash_get(sub_keys, sub_vals, i * LEX_STRIDE + nl)
                 if entry < 0:

@@ -208,6 +208,35 @@ class LazyLexer:
         self._start_by_terminals[key] = state
         return state
 
+    def singleton_state(self, terminal: int, dfa_state: int) -> int:
+        """The lexer state where only ``terminal`` is alive, in its DFA state ``dfa_state``."""
+        code = (int(self._offset[terminal]) + dfa_state) << 1
+        while True:
+            buf = self._store[LX_BUF]
+            buf[0] = 0
+            buf[1] = code
+            state = self._check(lexer_intern(self._static, tuple(self._store), 2))
+            if state != GROW:
+                return state
+            self._grow()
+
+    def single_members(self, states: np.ndarray) -> np.ndarray:
+        """For each state: its global DFA state when one terminal alone is alive in it (not as a
+        guard), else -1."""
+        table, pool = self._store[LX_TABLE], self._store[LX_POOL]
+        lo, hi = table[states, 0], table[states, 1]
+        member = pool[lo + 1]
+        return np.where((hi - lo == 2) & (member & 1 == 0), member >> 1, -1)
+
+    def terminal_of(self, global_states: np.ndarray) -> np.ndarray:
+        """The terminal of each global DFA state."""
+        return self._static[2][global_states]
+
+    @property
+    def global_offsets(self) -> np.ndarray:
+        """``offset[t]``: the global number of terminal ``t``'s DFA state 0 (``offset[-1]``: all states)."""
+        return self._offset
+
     def _check(self, status: int) -> int:
         if status == TOO_MANY_STATES:
             raise ResourceLimitError(f"the grammar's lexer needs more than {self.max_states} states")

@@ -702,6 +702,7 @@ def subtree_walks_reference(
     node_skip: np.ndarray,
     token_start: np.ndarray,
     token_ids: np.ndarray,
+    node_token: np.ndarray,
     lex_trans: np.ndarray,
     roots: np.ndarray,
     lexers: np.ndarray,
@@ -718,10 +719,17 @@ def subtree_walks_reference(
     def_node: np.ndarray,
     def_lexer: np.ndarray,
     fresh: np.ndarray,
+    min_shared: int,
+    class_of: np.ndarray,
+    shared_final: np.ndarray,
+    shared: tuple,
     lxs: tuple,
     lxd: tuple,
 ) -> tuple[int, int]:
-    """Plain-Python :func:`~.kernels.subtree_walks` (same arguments, same results)."""
+    """Plain-Python :func:`~.kernels.subtree_walks` (same arguments, same results).
+
+    Tokens are read from the ``token_start`` slices, not from their ``node_token`` summary.
+    """
     sub_keys, sub_vals, sub_table, sub_tokens, sub_bnodes, sub_blexers = sub
     k, i, n_t, n_b, n_def, n_fresh = (int(x) for x in resume)
     while k < roots.shape[0]:
@@ -749,6 +757,23 @@ def subtree_walks_reference(
                 else:
                     tokens[n_t] = token_ids[j]
                     n_t += 1
+            if out.shape[0] and int(node_skip[i]) - i > min_shared:
+                members = lxd[LX_POOL][lxd[LX_TABLE][nl, 0] + 1 : lxd[LX_TABLE][nl, 1]].tolist()
+                if len(members) == 1 and members[0] & 1 == 0 and class_of[members[0] >> 1] >= 0:
+                    key = i * LEX_STRIDE + int(class_of[members[0] >> 1])
+                    entry = hash_get_reference(shared[0], shared[1], key)
+                    if entry >= 0:
+                        for j in range(int(shared[2][entry, 0]), int(shared[2][entry, 1])):
+                            _set_bit(out, int(shared[3][j]))
+                        final = shared_final[lxs[2][members[0] >> 1]]
+                        for j in range(int(shared[2][entry, 2]), int(shared[2][entry, 3])):
+                            bnodes[n_b], blex[n_b] = shared[4][j], final
+                            n_b += 1
+                    else:
+                        def_node[n_def], def_lexer[n_def] = i, nl
+                        n_def += 1
+                    i = int(node_skip[i])
+                    continue
             if out.shape[0] and int(node_skip[i]) - i > min_subtree:
                 key = i * LEX_STRIDE + nl
                 entry = hash_get_reference(sub_keys, sub_vals, key)
@@ -782,6 +807,7 @@ def walk_entries_reference(
     node_skip: np.ndarray,
     token_start: np.ndarray,
     token_ids: np.ndarray,
+    node_token: np.ndarray,
     lex_trans: np.ndarray,
     lex_acc: np.ndarray,
     acc_ignore: np.ndarray,
@@ -810,7 +836,7 @@ def walk_entries_reference(
 ) -> tuple[int, int, int]:
     """Plain-Python :func:`~.kernels.walk_entries` (same arguments, same results).
 
-    Parser steps are :func:`parser_transition_reference`'s.
+    Parser steps are :func:`parser_transition_reference`'s; tokens come from the ``token_start`` slices.
     """
     sets, tsets = st[ST_SETS], st[ST_TSETS]
     sub_keys, sub_vals, sub_table, sub_tokens, sub_bnodes, sub_blexers = sub

@@ -29,6 +29,7 @@ from typing import Any
 import referencing
 
 from structgen.compilers.json_schema.automaton import JsonSchemaAutomaton
+from structgen.compilers.json_schema.dfas import json_string_dfa
 from structgen.compilers.json_schema.emitter import EmitOptions, EmittedGrammar, GrammarEmitter
 from structgen.compilers.json_schema.reference import EarleyRecognizer
 from structgen.compilers.json_schema.runtime import JsonTracker, ValueChecker
@@ -222,7 +223,16 @@ def compile_json_schema(
         time_limit_s=time_limit_s,
         max_rules=max_rules,
     )
-    automaton = GrammarAutomaton(compiled.grammar, vocab, terminal_dfas=compiled.emitted.terminal_dfas)
+    # Key and string terminals share their walks past what makes them special (see
+    # structgen.automata.grammar.subtrees): the rest of a JSON string is walked once per vocabulary.
+    string_terminals = {
+        name: json_string_dfa()
+        for name, terminal in compiled.grammar.terminals.items()
+        if not terminal.is_literal and terminal.pattern.startswith('"')
+    }
+    automaton = GrammarAutomaton(
+        compiled.grammar, vocab, terminal_dfas=compiled.emitted.terminal_dfas, shared_dfas=string_terminals
+    )
     if compiled.checker is not None:
         automaton = JsonSchemaAutomaton(automaton, JsonTracker(compiled.checker))
     return Constraint(automaton, source="json_schema")

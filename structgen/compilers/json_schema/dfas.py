@@ -35,7 +35,7 @@ def _char_dfa() -> ByteDFA:
 
 
 @functools.lru_cache(maxsize=1)
-def _string_dfa() -> ByteDFA:
+def json_string_dfa() -> ByteDFA:
     """A whole canonical JSON string, quotes included."""
     return regex_to_byte_dfa(f'"(?:{json_char_regex(ANY)})*"')
 
@@ -43,7 +43,7 @@ def _string_dfa() -> ByteDFA:
 @functools.lru_cache(maxsize=4096)
 def excluded_keys_dfa(words: tuple[str, ...]) -> ByteDFA:
     """Canonical JSON strings (with quotes) except the JSON spellings of ``words``."""
-    g = _string_dfa()
+    g = json_string_dfa()
     gt = g.transitions
     trie_children: list[dict[int, int]] = [{}]
     word_end: list[bool] = [False]
