@@ -43,12 +43,13 @@ from structgen.tokenizers import load_tokenizer, load_vocabulary  # noqa: E402
 DATA = REPO / "tests" / "data" / "grammars"
 WARM_UP_GRAMMAR = r"""
 start: item+
-item: "(" item* ")" | WORD | NUMBER | "alpha" | "beta" | "gamma" | "delta" | "epsilon"
+item: "(" item* ")" | WORD | NUMBER | STRING | "alpha" | "beta" | "gamma" | "delta" | "epsilon"
 WORD: /[a-z]+/
 NUMBER: /[0-9]+/
+STRING: /"[^"]*"/ | /'[^']*'/
 %ignore " "
 """
-WARM_UP_TEXT = "(alpha (beta 12 (gamma x) delta) " * 40 + "(" * 150 + "epsilon" + ")" * 150
+WARM_UP_TEXT = "(alpha (beta 12 (gamma x) delta) " * 40 + "(" * 150 + "epsilon" + ")" * 150 + " 'a' \"b\"" * 20
 
 
 def load_corpus(name: str) -> list[str]:

@@ -528,7 +528,8 @@ def _run_subtree_walks(kernel, automaton, roots, lexers, out, tokens, size):
     while True:
         status, need = kernel(
             trie.node_byte, trie.node_depth, trie.node_skip, trie.token_start, trie.token_ids,
-            trie.node_token, lexer.trans, roots, lexers, out, tokens, t_end, bnodes, blexers, b_end,
+            trie.node_token, trie.node_classes, lexer.trans, roots, lexers, out, tokens, t_end, bnodes,
+            blexers, b_end,
             stack, resume, 1 << 30, SubtreeCache().arrays(), unused, unused, unused, 1 << 30,
             automaton._class_of, automaton._shared_final, SubtreeCache().arrays(), *lexer.kernel_arrays(),
         )  # fmt: skip

@@ -10,7 +10,10 @@ Nodes are numbered in depth-first preorder, so the subtree of node ``i`` is the 
 - ``token_start[i] : token_start[i + 1]``: the slice of ``token_ids`` of tokens whose bytes end at
   ``i`` (several ids may share the same bytes),
 - ``node_token[i]``: that token when it is the only one, :data:`NO_TOKEN` when there is none,
-  :data:`SEVERAL_TOKENS` otherwise (walks read one array instead of a slice at most nodes).
+  :data:`SEVERAL_TOKENS` otherwise (walks read one array instead of a slice at most nodes),
+- ``node_classes[i]``: the bit set of the classes (:data:`BYTE_CLASS`) of the bytes on the edges
+  below node ``i``: an automaton state that loops on all of them keeps every token of the subtree
+  (``token_ids[token_start[i + 1] : token_start[node_skip[i]]]``) without a walk.
 
 Also kept: ``token_offsets``/``token_data``, every token's bytes in one flat buffer by id.
 """
@@ -71,7 +74,51 @@ def _build_preorder(data: np.ndarray, offsets: np.ndarray, order: np.ndarray):  
             top -= 1
         stack[top] = i
         top += 1
-    return node_byte[:n_nodes], node_depth[:n_nodes], node_skip, token_node
+    return node_byte[:n_nodes], node_depth[:n_nodes], node_skip, token_node, node_parent[:n_nodes]
+
+
+def _byte_classes() -> np.ndarray:
+    """Class of each byte for :attr:`TokenTrie.node_classes` (at most 64 classes).
+
+    Each ASCII punctuation character, space, tab, newline and carriage return is a class of its
+    own (they are what ends strings, names and numbers); digits, upper and lower case letters,
+    other control bytes, DEL, UTF-8 continuation bytes and each kind of UTF-8 lead byte are one
+    class each.
+    """
+    classes = np.zeros(256, dtype=np.uint8)
+    special = [ord(c) for c in "\t\n\r "] + [b for b in range(0x21, 0x7F) if not chr(b).isalnum()]
+    for k, b in enumerate(special):
+        classes[b] = k
+    n = len(special)
+    groups = [
+        range(0x30, 0x3A),
+        range(0x41, 0x5B),
+        range(0x61, 0x7B),
+        [b for b in range(0x20) if b not in (9, 10, 13)],
+        [0x7F],
+        range(0x80, 0xC0),
+        range(0xC0, 0xE0),
+        range(0xE0, 0xF0),
+        range(0xF0, 0x100),
+    ]
+    for k, group in enumerate(groups):
+        classes[list(group)] = n + k
+    return classes
+
+
+#: ``BYTE_CLASS[b]``: the class of byte ``b`` (see :attr:`TokenTrie.node_classes`).
+BYTE_CLASS = _byte_classes()
+
+
+@numba.njit(cache=True)
+def _classes_below(
+    node_byte: np.ndarray, node_parent: np.ndarray, byte_class: np.ndarray
+) -> np.ndarray:  # pragma: no cover
+    """Per node, the bit set of the byte classes on the edges of its subtree (below the node)."""
+    below = np.zeros(node_byte.shape[0], dtype=np.uint64)
+    for i in range(node_byte.shape[0] - 1, 0, -1):
+        below[node_parent[i]] |= below[i] | (np.uint64(1) << np.uint64(byte_class[node_byte[i]]))
+    return below
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,6 +131,7 @@ class TokenTrie:
     token_start: np.ndarray
     token_ids: np.ndarray
     node_token: np.ndarray
+    node_classes: np.ndarray
     token_offsets: np.ndarray
     token_data: np.ndarray
     max_depth: int
@@ -116,7 +164,7 @@ class TokenTrie:
         order = text_ids[np.argsort(np.array([pieces[i] for i in text_ids], dtype=object), kind="stable")]
         if lengths.max(initial=0) > 1023:
             raise ValueError("tokens longer than 1023 bytes are not supported")
-        node_byte, node_depth, node_skip, token_node = _build_preorder(data, offsets, order)
+        node_byte, node_depth, node_skip, token_node, node_parent = _build_preorder(data, offsets, order)
         counts = np.bincount(token_node, minlength=node_byte.shape[0])
         token_start = np.zeros(node_byte.shape[0] + 1, dtype=np.int32)
         np.cumsum(counts, out=token_start[1:])
@@ -132,6 +180,7 @@ class TokenTrie:
             token_start=token_start,
             token_ids=token_ids,
             node_token=node_token,
+            node_classes=_classes_below(node_byte, node_parent, BYTE_CLASS),
             token_offsets=offsets,
             token_data=data,
             max_depth=int(node_depth.max(initial=0)),

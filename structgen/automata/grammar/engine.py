@@ -14,10 +14,13 @@ Architecture (llguidance's, in Python + numba):
   (:func:`~structgen.automata.grammar.kernels.walk_entries`), building the Earley sets it needs
   on the spot (the parser runs in numba on integer arrays). Below a node where a new lexeme
   starts, a large subtree's lexeme part does not depend on the parser either: it comes from the
-  :class:`SubtreeCache` (per node and lexer state), and only its boundary nodes are walked with
-  the parser. Lexer rows, lexeme start states and subtree entries a walk needs but that do not
-  exist yet are reported, provided here, and the subtrees that needed them walked again. Whole
-  masks are cached per ``(earley_set, lexer_state)``.
+  :class:`~structgen.automata.grammar.subtrees.SubtreeCache` (per node and lexer state), and
+  only its boundary nodes are walked with the parser. The lexeme walk of a new lexer state reads
+  that cache too, for subtrees met before, and a per-vocabulary cache for states equivalent to a
+  state of a *shared DFA* (``shared_dfas``: e.g. the rest of a JSON string, in every key and string
+  terminal; see :mod:`~structgen.automata.grammar.subtrees`). Lexer rows, lexeme start states and
+  subtree entries a walk needs but that do not exist yet are reported, provided here, and the
+  subtrees that needed them walked again. Whole masks are cached per ``(earley_set, lexer_state)``.
 * Why Earley and not LALR: the JSON Schema compiler emits ambiguous grammars (overlapping
   ``anyOf`` branches, several terminals matching one lexeme), and a mask needs the parser only at
   lexeme ends, through memoized transitions, so the general parser costs little where it matters.
@@ -149,6 +152,9 @@ class GrammarAutomaton(Automaton):
     ``guards`` maps a terminal to terminals it guards (see
     :mod:`~structgen.automata.grammar.lexer`): typically an identifier regexp guarding the
     keywords it matches, so that a keyword glued to identifier characters is one identifier.
+    ``terminal_dfas`` gives ready DFAs for some terminals; ``shared_dfas`` maps terminals to a
+    shared DFA whose equivalent states share their lexeme walks across automata (see
+    :mod:`~structgen.automata.grammar.subtrees`).
     """
 
     def __init__(
@@ -527,6 +533,7 @@ class GrammarAutomaton(Automaton):
                 trie.token_start,
                 trie.token_ids,
                 trie.node_token,
+                trie.node_classes,
                 lexer.trans,
                 roots,
                 lexers,
@@ -584,6 +591,7 @@ class GrammarAutomaton(Automaton):
                 trie.token_start,
                 trie.token_ids,
                 trie.node_token,
+                trie.node_classes,
                 lexer.trans,
                 lexer.acc,
                 lexer.acc_ignore,

@@ -44,7 +44,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from structgen.automata.token_trie import SEVERAL_TOKENS
+from structgen.automata.token_trie import BYTE_CLASS, SEVERAL_TOKENS
 
 ACC_STRIDE = 1 << 24
 LEX_STRIDE = 1 << 20  # subtree cache keys: node * LEX_STRIDE + lexer state (at most 65536 states)
@@ -606,6 +606,9 @@ def parser_transition(
 
 LX_COUNTS, LX_TABLE, LX_POOL, LX_SLOTS, LX_TRANS, LX_ACC, LX_HAS_EXIT = 0, 1, 2, 3, 4, 5, 6
 LX_ACC_TABLE, LX_ACC_POOL, LX_ACC_SLOTS, LX_ACC_IGNORE, LX_BUF, LX_ROW = 7, 8, 9, 10, 11, 12
+# Per state: the bit set of the byte classes (token_trie.BYTE_CLASS) whose every byte leads back to
+# the state (0 until the row is computed); a trie subtree with only those bytes below stays inside.
+LX_LOOPS = 13
 # counts[...] of the lexer store.
 L_STATES, L_POOL, L_ACCS, L_ACC_POOL, L_NEED = 0, 1, 2, 3, 4
 TOO_MANY_STATES = -5
@@ -755,10 +758,14 @@ def lexer_row(lxs: tuple, lxd: tuple, state: int) -> int:  # pragma: no cover - 
                 buf[n + k] = buf[k]
         row[b] = prev_id
     exit_ = False
+    loops = ~np.uint64(0)
     for b in range(256):
         trans[state, b] = row[b]
         exit_ = exit_ or row[b] != -1
+        if row[b] != state:
+            loops &= ~(np.uint64(1) << np.uint64(BYTE_CLASS[b]))
     has_exit[state] = exit_
+    lxd[LX_LOOPS][state] = loops
     return 0
 
 
@@ -773,6 +780,7 @@ def subtree_walks(
     token_start: np.ndarray,
     token_ids: np.ndarray,
     node_token: np.ndarray,
+    node_classes: np.ndarray,
     lex_trans: np.ndarray,
     roots: np.ndarray,
     lexers: np.ndarray,
@@ -829,7 +837,7 @@ def subtree_walks(
     as_mask = out.shape[0] > 0
     sub_keys, sub_vals, sub_table, sub_tokens, sub_bnodes, sub_blexers = sub
     sh_keys, sh_vals, sh_table, sh_tokens, sh_bnodes = shared[0], shared[1], shared[2], shared[3], shared[4]
-    lx_table, lx_pool, term_of = lxd[1], lxd[2], lxs[2]
+    lx_table, lx_pool, term_of, loops = lxd[1], lxd[2], lxs[2], lxd[LX_LOOPS]
     k = resume[0]
     i = resume[1]
     n_t = resume[2]
@@ -877,6 +885,17 @@ def subtree_walks(
                     else:
                         tokens[n_t] = t
                         n_t += 1
+            if (node_classes[i] & ~loops[nl]) == 0:
+                # Every byte below leads back to this state: the whole subtree stays inside.
+                for j in range(token_start[i + 1], token_start[node_skip[i]]):
+                    t = token_ids[j]
+                    if as_mask:
+                        out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+                    else:
+                        tokens[n_t] = t
+                        n_t += 1
+                i = node_skip[i]
+                continue
             if as_mask and node_skip[i] - i > min_shared:
                 cls = -1
                 member = lx_pool[lx_table[nl, 0] + 1]
@@ -943,6 +962,7 @@ def walk_entries(
     token_start: np.ndarray,
     token_ids: np.ndarray,
     node_token: np.ndarray,
+    node_classes: np.ndarray,
     lex_trans: np.ndarray,
     lex_acc: np.ndarray,
     acc_ignore: np.ndarray,
@@ -979,7 +999,7 @@ def walk_entries(
     Below a node where a new lexeme starts and whose subtree has more than ``min_subtree``
     nodes, the lexeme part does not depend on the parser: it comes from the subtree cache ``sub``
     (``(keys, vals, table, tokens, bnodes, blexers)``, see
-    :class:`~structgen.automata.grammar.engine.SubtreeCache`), keyed ``node * LEX_STRIDE +
+    :class:`~structgen.automata.grammar.subtrees.SubtreeCache`), keyed ``node * LEX_STRIDE +
     lexer``: its tokens are allowed and its boundary nodes become entries of this pass. When the
     cache has no entry the node pends and is written to ``def_node`` / ``def_lexer`` for the
     caller to fill the cache.
@@ -998,6 +1018,7 @@ def walk_entries(
     sets, tsets = st[1], st[11]
     lkeys, lvals, skeys, svals = tr[0], tr[1], tr[3], tr[4]
     sub_keys, sub_vals, sub_table, sub_tokens, sub_bnodes, sub_blexers = sub
+    loops = lxd[LX_LOOPS]
     n_pend = 0
     n_miss = 0
     n_def = 0
@@ -1091,6 +1112,13 @@ def walk_entries(
                 for k in range(token_start[i], token_start[i + 1]):
                     t = token_ids[k]
                     out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+            if (node_classes[i] & ~loops[nl]) == 0:
+                # Every byte below leads back to this lexer state: no lexeme ends in the subtree.
+                for k in range(token_start[i + 1], token_start[node_skip[i]]):
+                    t = token_ids[k]
+                    out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+                i = node_skip[i]
+                continue
             if started and node_skip[i] - i > min_subtree:
                 entry = hash_get(sub_keys, sub_vals, i * LEX_STRIDE + nl)
                 if entry < 0:

@@ -43,6 +43,7 @@ from structgen.automata.grammar.kernels import (
     LX_BUF,
     LX_COUNTS,
     LX_HAS_EXIT,
+    LX_LOOPS,
     LX_POOL,
     LX_SLOTS,
     LX_TABLE,
@@ -119,6 +120,7 @@ class LazyLexer:
             np.zeros(16, dtype=np.bool_),  # LX_ACC_IGNORE
             np.zeros(2 * num_t + 4, dtype=np.int64),  # LX_BUF: a key and the last one
             np.zeros(256, dtype=np.int32),  # LX_ROW
+            np.zeros(64, dtype=np.uint64),  # LX_LOOPS
         ]
         self._start_by_terminals: dict[tuple[int, ...], int] = {}
         self._acc_sets: list[tuple[int, ...]] = []
@@ -248,7 +250,7 @@ class LazyLexer:
         counts = store[LX_COUNTS]
         what = int(counts[L_NEED])
         if what == LX_TABLE:
-            fills = {LX_TABLE: 0, LX_TRANS: UNKNOWN, LX_ACC: DEAD, LX_HAS_EXIT: False}
+            fills = {LX_TABLE: 0, LX_TRANS: UNKNOWN, LX_ACC: DEAD, LX_HAS_EXIT: False, LX_LOOPS: 0}
         elif what == LX_ACC_TABLE:
             fills = {LX_ACC_TABLE: 0, LX_ACC_IGNORE: False}
         elif what in (LX_SLOTS, LX_ACC_SLOTS):

@@ -63,6 +63,7 @@ from structgen.automata.grammar.kernels import (
     LX_BUF,
     LX_COUNTS,
     LX_HAS_EXIT,
+    LX_LOOPS,
     LX_POOL,
     LX_SLOTS,
     LX_TABLE,
@@ -103,6 +104,7 @@ from structgen.automata.grammar.kernels import (
     TSET_T1,
     UNKNOWN_START,
 )
+from structgen.automata.token_trie import BYTE_CLASS
 from structgen.vocabulary import Vocabulary
 
 Item = tuple[int, int, int]  # (production, dot, origin set index)
@@ -690,6 +692,10 @@ def lexer_row_reference(lxs: tuple, lxd: tuple, state: int) -> int:
             row.append(successor)
     lxd[LX_TRANS][state] = row
     lxd[LX_HAS_EXIT][state] = any(value != -1 for value in row)
+    looping = {int(BYTE_CLASS[b]) for b in range(256)} - {
+        int(BYTE_CLASS[b]) for b in range(256) if row[b] != state
+    }
+    lxd[LX_LOOPS][state] = sum(1 << c for c in looping)
     return 0
 
 
@@ -703,6 +709,7 @@ def subtree_walks_reference(
     token_start: np.ndarray,
     token_ids: np.ndarray,
     node_token: np.ndarray,
+    node_classes: np.ndarray,
     lex_trans: np.ndarray,
     roots: np.ndarray,
     lexers: np.ndarray,
@@ -757,6 +764,15 @@ def subtree_walks_reference(
                 else:
                     tokens[n_t] = token_ids[j]
                     n_t += 1
+            if int(node_classes[i]) & ~int(lxd[LX_LOOPS][nl]) == 0:
+                for j in range(int(token_start[i + 1]), int(token_start[node_skip[i]])):
+                    if out.shape[0]:
+                        _set_bit(out, int(token_ids[j]))
+                    else:
+                        tokens[n_t] = token_ids[j]
+                        n_t += 1
+                i = int(node_skip[i])
+                continue
             if out.shape[0] and int(node_skip[i]) - i > min_shared:
                 members = lxd[LX_POOL][lxd[LX_TABLE][nl, 0] + 1 : lxd[LX_TABLE][nl, 1]].tolist()
                 if len(members) == 1 and members[0] & 1 == 0 and class_of[members[0] >> 1] >= 0:
@@ -808,6 +824,7 @@ def walk_entries_reference(
     token_start: np.ndarray,
     token_ids: np.ndarray,
     node_token: np.ndarray,
+    node_classes: np.ndarray,
     lex_trans: np.ndarray,
     lex_acc: np.ndarray,
     acc_ignore: np.ndarray,
@@ -903,6 +920,11 @@ def walk_entries_reference(
             stack[d] = result
             for k in range(int(token_start[i]), int(token_start[i + 1])):
                 _set_bit(out, int(token_ids[k]))
+            if int(node_classes[i]) & ~int(lxd[LX_LOOPS][result[1]]) == 0:
+                for k in range(int(token_start[i + 1]), int(token_start[node_skip[i]])):
+                    _set_bit(out, int(token_ids[k]))
+                i = int(node_skip[i])
+                continue
             if lex_trans[lx, node_byte[i]] < 0 and int(node_skip[i]) - i > min_subtree:
                 p, nl = result
                 entry = hash_get_reference(sub_keys, sub_vals, i * LEX_STRIDE + nl)
