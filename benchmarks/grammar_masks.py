@@ -49,7 +49,8 @@ NUMBER: /[0-9]+/
 STRING: /"[^"]*"/ | /'[^']*'/
 %ignore " "
 """
-WARM_UP_TEXT = "(alpha (beta 12 (gamma x) delta) " * 40 + "(" * 150 + "epsilon" + ")" * 150 + " 'a' \"b\"" * 20
+WARM_UP_TEXT = "(alpha (beta 12 (gamma x) delta) " * 40 + "(" * 150 + "epsilon" + ")" * 150
+WARM_UP_TEXT += " 'a' \"b\"" * 20
 
 
 def load_corpus(name: str) -> list[str]:
