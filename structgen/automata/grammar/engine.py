@@ -465,10 +465,14 @@ class GrammarAutomaton(Automaton):
 
     def _cache_subtrees(self, nodes: np.ndarray, lexers: np.ndarray) -> None:
         """Put the lexeme parts of the subtrees ``(nodes[k], lexers[k])`` in the subtree cache."""
-        trie = self.trie
         keys = np.unique(nodes.astype(np.int64) * LEX_STRIDE + lexers)
         roots = (keys // LEX_STRIDE).astype(np.int32)
         starts = (keys % LEX_STRIDE).astype(np.int32)
+        self.subtrees.add_batch(keys, *self._list_subtrees(roots, starts))
+
+    def _list_subtrees(self, roots: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The lexeme parts of subtrees as lists: ``(tokens, t_end, bnodes, blexers, b_end)``."""
+        trie = self.trie
         skips = trie.node_skip[roots]
         # Room for every token and node below the roots: no walk can need more.
         tokens = np.empty(int((trie.token_start[skips] - trie.token_start[roots + 1]).sum()), np.int32)
@@ -476,7 +480,7 @@ class GrammarAutomaton(Automaton):
         bnodes = np.empty(size, dtype=np.int32)
         blexers = np.empty(size, dtype=np.int32)
         t_end, b_end, _, _ = self._walk_subtrees(roots, starts, _NO_MASK, tokens, bnodes, blexers)
-        self.subtrees.add_batch(keys, tokens, t_end, bnodes, blexers, b_end)
+        return tokens, t_end, bnodes, blexers, b_end
 
     def _shared_classes(self, lexers: np.ndarray) -> np.ndarray:
         """The shared class of each lexer state (-1: none): one terminal alive, in a shared state."""
@@ -486,13 +490,7 @@ class GrammarAutomaton(Automaton):
     def _cache_shared(self, nodes: np.ndarray, lexers: np.ndarray, classes: np.ndarray) -> None:
         keys, first = np.unique(nodes.astype(np.int64) * LEX_STRIDE + classes, return_index=True)
         roots, starts = nodes[first].astype(np.int32), lexers[first].astype(np.int32)
-        trie = self.trie
-        skips = trie.node_skip[roots]
-        tokens = np.empty(int((trie.token_start[skips] - trie.token_start[roots + 1]).sum()), np.int32)
-        size = int((skips - roots - 1).sum())
-        bnodes = np.empty(size, dtype=np.int32)
-        blexers = np.empty(size, dtype=np.int32)
-        t_end, b_end, _, _ = self._walk_subtrees(roots, starts, _NO_MASK, tokens, bnodes, blexers)
+        tokens, t_end, bnodes, blexers, b_end = self._list_subtrees(roots, starts)
         # Keep the ends under the accepting state (the terminal's own): the other ends cannot end a
         # lexeme, and their lexer states are the terminal's, not the class's.
         finals = self._shared_final[self.lexer.terminal_of(self.lexer.single_members(starts))]

@@ -772,6 +772,16 @@ def lexer_row(lxs: tuple, lxd: tuple, state: int) -> int:  # pragma: no cover - 
 # --- the mask walks ------------------------------------------------------------------------------
 
 
+@numba.njit(cache=True, inline="always")
+def _keep(t: int, as_mask: bool, out: np.ndarray, tokens: np.ndarray, n_t: int) -> int:  # pragma: no cover
+    """Token ``t`` stays inside the lexeme: set its bit in ``out``, or append it to ``tokens``."""
+    if as_mask:
+        out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+        return n_t
+    tokens[n_t] = t
+    return n_t + 1
+
+
 @numba.njit(cache=True)
 def subtree_walks(
     node_byte: np.ndarray,
@@ -872,28 +882,14 @@ def subtree_walks(
             stack[d] = nl
             t = node_token[i]
             if t >= 0:
-                if as_mask:
-                    out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-                else:
-                    tokens[n_t] = t
-                    n_t += 1
+                n_t = _keep(t, as_mask, out, tokens, n_t)
             elif t == SEVERAL_TOKENS:
                 for j in range(token_start[i], token_start[i + 1]):
-                    t = token_ids[j]
-                    if as_mask:
-                        out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-                    else:
-                        tokens[n_t] = t
-                        n_t += 1
+                    n_t = _keep(token_ids[j], as_mask, out, tokens, n_t)
             if (node_classes[i] & ~loops[nl]) == 0:
                 # Every byte below leads back to this state: the whole subtree stays inside.
                 for j in range(token_start[i + 1], token_start[node_skip[i]]):
-                    t = token_ids[j]
-                    if as_mask:
-                        out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-                    else:
-                        tokens[n_t] = t
-                        n_t += 1
+                    n_t = _keep(token_ids[j], as_mask, out, tokens, n_t)
                 i = node_skip[i]
                 continue
             if as_mask and node_skip[i] - i > min_shared:
