@@ -11,9 +11,10 @@ Nodes are numbered in depth-first preorder, so the subtree of node ``i`` is the 
   ``i`` (several ids may share the same bytes),
 - ``node_token[i]``: that token when it is the only one, :data:`NO_TOKEN` when there is none,
   :data:`SEVERAL_TOKENS` otherwise (walks read one array instead of a slice at most nodes),
-- ``node_classes[i]``: the bit set of the classes (:data:`BYTE_CLASS`) of the bytes on the edges
-  below node ``i``: an automaton state that loops on all of them keeps every token of the subtree
-  (``token_ids[token_start[i + 1] : token_start[node_skip[i]]]``) without a walk.
+- ``node_classes[i]``: the bit set of the classes (:data:`BYTE_CLASS`, with well-formed UTF-8
+  characters as :data:`CHARS_CLASS`) of the bytes on the edges below node ``i``: an automaton
+  state that loops on all of them keeps every token of the subtree (``token_ids[token_start[i + 1] :
+  token_start[node_skip[i]]]``) without a walk.
 
 Also kept: ``token_offsets``/``token_data``, every token's bytes in one flat buffer by id.
 """
@@ -78,12 +79,11 @@ def _build_preorder(data: np.ndarray, offsets: np.ndarray, order: np.ndarray):  
 
 
 def _byte_classes() -> np.ndarray:
-    """Class of each byte for :attr:`TokenTrie.node_classes` (at most 64 classes).
+    """Class of each byte for :attr:`TokenTrie.node_classes`.
 
     Each ASCII punctuation character, space, tab, newline and carriage return is a class of its
     own (they are what ends strings, names and numbers); digits, upper and lower case letters,
-    other control bytes, DEL, UTF-8 continuation bytes and each kind of UTF-8 lead byte are one
-    class each.
+    other control bytes, DEL and non-ASCII bytes are one class each.
     """
     classes = np.zeros(256, dtype=np.uint8)
     special = [ord(c) for c in "\t\n\r "] + [b for b in range(0x21, 0x7F) if not chr(b).isalnum()]
@@ -96,28 +96,82 @@ def _byte_classes() -> np.ndarray:
         range(0x61, 0x7B),
         [b for b in range(0x20) if b not in (9, 10, 13)],
         [0x7F],
-        range(0x80, 0xC0),
-        range(0xC0, 0xE0),
-        range(0xE0, 0xF0),
-        range(0xF0, 0x100),
+        range(0x80, 0x100),
     ]
     for k, group in enumerate(groups):
         classes[list(group)] = n + k
     return classes
 
 
+def _utf8_steps() -> np.ndarray:
+    """``[state, byte]``: the UTF-8 decoder's next state (0: at a character boundary), -1: invalid.
+
+    States: 0 boundary; 1, 2, 3: that many continuation bytes to come; 4, 5, 6, 7: after E0, ED,
+    F0, F4, whose next byte has a narrower range (no overlong forms, surrogates or code points past
+    U+10FFFF).
+    """
+    steps = np.full((8, 256), -1, dtype=np.int8)
+    steps[0, :0x80] = 0
+    steps[0, 0xC2:0xE0] = 1
+    steps[0, 0xE0] = 4
+    steps[0, 0xE1:0xF0] = 2
+    steps[0, 0xED] = 5
+    steps[0, 0xF0] = 6
+    steps[0, 0xF1:0xF4] = 3
+    steps[0, 0xF4] = 7
+    for state, (lo, hi, to) in {
+        1: (0x80, 0xC0, 0),
+        2: (0x80, 0xC0, 1),
+        3: (0x80, 0xC0, 2),
+        4: (0xA0, 0xC0, 1),
+        5: (0x80, 0xA0, 1),
+        6: (0x90, 0xC0, 2),
+        7: (0x80, 0x90, 2),
+    }.items():
+        steps[state, lo:hi] = to
+    return steps
+
+
 #: ``BYTE_CLASS[b]``: the class of byte ``b`` (see :attr:`TokenTrie.node_classes`).
 BYTE_CLASS = _byte_classes()
+#: Pseudo-classes of :attr:`TokenTrie.node_classes`: a byte of a well-formed multi-byte UTF-8
+#: character (or of its beginning, at the end of a token), and a byte that breaks UTF-8.
+CHARS_CLASS = int(BYTE_CLASS.max()) + 1
+BROKEN_CLASS = CHARS_CLASS + 1
+UTF8_STEPS = _utf8_steps()
 
 
 @numba.njit(cache=True)
 def _classes_below(
-    node_byte: np.ndarray, node_parent: np.ndarray, byte_class: np.ndarray
+    node_byte: np.ndarray, node_parent: np.ndarray, byte_class: np.ndarray, utf8_steps: np.ndarray
 ) -> np.ndarray:  # pragma: no cover
-    """Per node, the bit set of the byte classes on the edges of its subtree (below the node)."""
-    below = np.zeros(node_byte.shape[0], dtype=np.uint64)
-    for i in range(node_byte.shape[0] - 1, 0, -1):
-        below[node_parent[i]] |= below[i] | (np.uint64(1) << np.uint64(byte_class[node_byte[i]]))
+    """Per node, the bit set of the byte classes on the edges of its subtree (below the node).
+
+    Non-ASCII bytes count as :data:`CHARS_CLASS` or :data:`BROKEN_CLASS`, decoded from the root; a
+    node inside a character gets every bit (its subtree is never judged by class).
+    """
+    n = node_byte.shape[0]
+    decoder = np.zeros(n, dtype=np.int8)
+    edge = np.zeros(n, dtype=np.uint64)
+    chars = np.uint64(1) << np.uint64(CHARS_CLASS)
+    broken = np.uint64(1) << np.uint64(BROKEN_CLASS)
+    for i in range(1, n):  # preorder: a parent comes before its children
+        up = decoder[node_parent[i]]
+        b = node_byte[i]
+        nxt = -1 if up < 0 else utf8_steps[up, b]
+        decoder[i] = nxt
+        if nxt < 0:
+            edge[i] = broken
+        elif b < 0x80:
+            edge[i] = np.uint64(1) << np.uint64(byte_class[b])
+        else:
+            edge[i] = chars
+    below = np.zeros(n, dtype=np.uint64)
+    for i in range(n - 1, 0, -1):
+        below[node_parent[i]] |= below[i] | edge[i]
+    for i in range(n):
+        if decoder[i] != 0:
+            below[i] = ~np.uint64(0)
     return below
 
 
@@ -180,7 +234,7 @@ class TokenTrie:
             token_start=token_start,
             token_ids=token_ids,
             node_token=node_token,
-            node_classes=_classes_below(node_byte, node_parent, BYTE_CLASS),
+            node_classes=_classes_below(node_byte, node_parent, BYTE_CLASS, UTF8_STEPS),
             token_offsets=offsets,
             token_data=data,
             max_depth=int(node_depth.max(initial=0)),

@@ -44,7 +44,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from structgen.automata.token_trie import BYTE_CLASS, SEVERAL_TOKENS
+from structgen.automata.token_trie import BYTE_CLASS, CHARS_CLASS, SEVERAL_TOKENS
 
 ACC_STRIDE = 1 << 24
 LEX_STRIDE = 1 << 20  # subtree cache keys: node * LEX_STRIDE + lexer state (at most 65536 states)
@@ -607,7 +607,8 @@ def parser_transition(
 LX_COUNTS, LX_TABLE, LX_POOL, LX_SLOTS, LX_TRANS, LX_ACC, LX_HAS_EXIT = 0, 1, 2, 3, 4, 5, 6
 LX_ACC_TABLE, LX_ACC_POOL, LX_ACC_SLOTS, LX_ACC_IGNORE, LX_BUF, LX_ROW = 7, 8, 9, 10, 11, 12
 # Per state: the bit set of the byte classes (token_trie.BYTE_CLASS) whose every byte leads back to
-# the state (0 until the row is computed); a trie subtree with only those bytes below stays inside.
+# the state, with CHARS_CLASS when every member loops over well-formed UTF-8 characters (lexer
+# static array 6); 0 until the row is computed. A trie subtree with only those below stays inside.
 LX_LOOPS = 13
 # counts[...] of the lexer store.
 L_STATES, L_POOL, L_ACCS, L_ACC_POOL, L_NEED = 0, 1, 2, 3, 4
@@ -623,7 +624,7 @@ def _lexer_grow(counts: np.ndarray, what: int) -> int:  # pragma: no cover - num
 @numba.njit(cache=True)
 def _lexer_accepting(lxs: tuple, lxd: tuple, lo: int, hi: int) -> int:  # pragma: no cover - numba
     """The accepted terminal set of the state whose codes are ``pool[lo:hi]``: id, ``-1`` or ``GROW``."""
-    _, g_accepting, g_terminal, priorities, ignored, _ = lxs
+    g_accepting, g_terminal, priorities, ignored = lxs[1], lxs[2], lxs[3], lxs[4]
     counts, pool, acc_table, acc_pool, acc_slots, acc_ignore = lxd[0], lxd[2], lxd[7], lxd[8], lxd[9], lxd[10]
     best = np.int64(-(1 << 62))
     found = False
@@ -758,12 +759,17 @@ def lexer_row(lxs: tuple, lxd: tuple, state: int) -> int:  # pragma: no cover - 
                 buf[n + k] = buf[k]
         row[b] = prev_id
     exit_ = False
-    loops = ~np.uint64(0)
+    loops = (np.uint64(1) << np.uint64(CHARS_CLASS)) - np.uint64(1)
     for b in range(256):
         trans[state, b] = row[b]
         exit_ = exit_ or row[b] != -1
         if row[b] != state:
             loops &= ~(np.uint64(1) << np.uint64(BYTE_CLASS[b]))
+    chars = True
+    for k in range(lo, hi):
+        chars = chars and lxs[6][pool[k] >> 1]
+    if chars:
+        loops |= np.uint64(1) << np.uint64(CHARS_CLASS)
     has_exit[state] = exit_
     lxd[LX_LOOPS][state] = loops
     return 0

@@ -62,6 +62,43 @@ BLOCKED = -3
 Triple = tuple[int, int, bool]
 
 
+# Well-formed multi-byte UTF-8 characters by lead bytes: (leads, second bytes, bytes after those).
+_UTF8_FORMS = (
+    (range(0xC2, 0xE0), range(0x80, 0xC0), 0),
+    (range(0xE0, 0xE1), range(0xA0, 0xC0), 1),
+    (range(0xE1, 0xED), range(0x80, 0xC0), 1),
+    (range(0xED, 0xEE), range(0x80, 0xA0), 1),
+    (range(0xEE, 0xF0), range(0x80, 0xC0), 1),
+    (range(0xF0, 0xF1), range(0x90, 0xC0), 2),
+    (range(0xF1, 0xF4), range(0x80, 0xC0), 2),
+    (range(0xF4, 0xF5), range(0x80, 0x90), 2),
+)
+
+
+def utf8_loops(transitions: np.ndarray) -> np.ndarray:
+    """``out[s]``: every well-formed multi-byte UTF-8 character leads state ``s`` back to ``s``.
+
+    (Through live states: a token that ends inside a character is inside the lexeme.) Only states
+    that loop on ``a`` are examined: the others do not read text freely anyway.
+    """
+    out = np.zeros(transitions.shape[0], dtype=np.bool_)
+    for s in np.flatnonzero(transitions[:, ord("a")] == np.arange(transitions.shape[0])).tolist():
+        out[s] = all(_form_loops(transitions, s, *form) for form in _UTF8_FORMS)
+    return out
+
+
+def _form_loops(transitions: np.ndarray, s: int, leads: range, seconds: range, more: int) -> bool:
+    states = np.unique(transitions[s, leads])
+    if (states < 0).any():
+        return False
+    states = np.unique(transitions[states][:, seconds])
+    for _ in range(more):
+        if (states < 0).any():
+            return False
+        states = np.unique(transitions[states][:, 0x80:0xC0])
+    return bool((states == s).all())
+
+
 class LazyLexer:
     """Interned lexer states over ``dfas`` and their lazily computed transition rows.
 
@@ -98,13 +135,15 @@ class LazyLexer:
             np.where(dfa.transitions >= 0, dfa.transitions + self._offset[t], DEAD)
             for t, dfa in enumerate(self.dfas)
         ]
+        gtrans = np.concatenate(moved).astype(np.int32) if moved else np.zeros((0, 256), dtype=np.int32)
         self._static = (
-            np.concatenate(moved).astype(np.int32) if moved else np.zeros((0, 256), dtype=np.int32),
+            gtrans,
             np.concatenate([dfa.accepting for dfa in self.dfas]) if moved else np.zeros(0, dtype=np.bool_),
             np.repeat(np.arange(num_t, dtype=np.int32), sizes),
             np.array(self.priorities, dtype=np.int64),
             np.array([t in self.ignored for t in range(num_t)], dtype=np.bool_),
             np.int64(max_states),
+            utf8_loops(gtrans),
         )
         self._store: list[np.ndarray] = [
             np.zeros(5, dtype=np.int64),  # LX_COUNTS

@@ -104,7 +104,7 @@ from structgen.automata.grammar.kernels import (
     TSET_T1,
     UNKNOWN_START,
 )
-from structgen.automata.token_trie import BYTE_CLASS
+from structgen.automata.token_trie import BYTE_CLASS, CHARS_CLASS
 from structgen.vocabulary import Vocabulary
 
 Item = tuple[int, int, int]  # (production, dot, origin set index)
@@ -610,7 +610,7 @@ def parser_transition_reference(
 
 def _lexer_accepting_reference(lxs: tuple, lxd: tuple, lo: int, hi: int) -> int:
     """The accepted terminal set of the state whose codes are ``pool[lo:hi]``: id, ``-1`` or ``GROW``."""
-    _, g_accepting, g_terminal, priorities, ignored, _ = lxs
+    g_accepting, g_terminal, priorities, ignored = lxs[1], lxs[2], lxs[3], lxs[4]
     counts, acc_table, acc_pool = lxd[LX_COUNTS], lxd[LX_ACC_TABLE], lxd[LX_ACC_POOL]
     terminals = [
         int(g_terminal[code >> 1]) for code in lxd[LX_POOL][lo:hi].tolist() if g_accepting[code >> 1]
@@ -692,9 +692,9 @@ def lexer_row_reference(lxs: tuple, lxd: tuple, state: int) -> int:
             row.append(successor)
     lxd[LX_TRANS][state] = row
     lxd[LX_HAS_EXIT][state] = any(value != -1 for value in row)
-    looping = {int(BYTE_CLASS[b]) for b in range(256)} - {
-        int(BYTE_CLASS[b]) for b in range(256) if row[b] != state
-    }
+    looping = {int(c) for c in BYTE_CLASS} - {int(BYTE_CLASS[b]) for b in range(256) if row[b] != state}
+    if all(lxs[6][code >> 1] for code in codes):
+        looping.add(CHARS_CLASS)
     lxd[LX_LOOPS][state] = sum(1 << c for c in looping)
     return 0
 
