@@ -69,14 +69,14 @@ from __future__ import annotations
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
 import numpy as np
 
 from structgen.bitmask import bitmask_to_bool, bool_to_bitmask
 from structgen.errors import TokenRefusedError
 from structgen.matcher import Automaton, Constraint, Matcher, State
-from structgen.vocabulary import Vocabulary
+from structgen.vocabulary import PerVocabulary, Vocabulary
 
 #: Tokens of slack below which the budget test is on (see the module docstring).
 DEFAULT_MARGIN = 16
@@ -101,21 +101,6 @@ RETRY_AFTER = 8
 _LONGEST_TOKEN = 32
 
 _MISSING = object()
-_T = TypeVar("_T")
-
-
-def _per_vocab(
-    cache: dict[int, tuple[Vocabulary, object]], vocab: Vocabulary, build: Callable[[Vocabulary], _T]
-) -> _T:
-    """``build(vocab)``, cached by vocabulary; the vocabulary is kept so its id cannot be reused."""
-    hit = cache.get(id(vocab))
-    if hit is not None and hit[0] is vocab:
-        return hit[1]  # type: ignore[return-value]
-    value = build(vocab)
-    if len(cache) >= 8:
-        cache.pop(next(iter(cache)))
-    cache[id(vocab)] = (vocab, value)
-    return value
 
 
 def _build_byte_tokens(vocab: Vocabulary) -> list[int]:
@@ -132,13 +117,13 @@ def _build_text_tokens(vocab: Vocabulary) -> frozenset[bytes]:
     )
 
 
-_BYTE_TOKENS: dict[int, tuple[Vocabulary, object]] = {}
-_TEXT_TOKENS: dict[int, tuple[Vocabulary, object]] = {}
+_BYTE_TOKENS = PerVocabulary(_build_byte_tokens)
+_TEXT_TOKENS = PerVocabulary(_build_text_tokens)
 
 
 def single_byte_tokens(vocab: Vocabulary) -> list[int]:
     """Ids of the text tokens that are exactly one byte, one per byte value, in byte order."""
-    return _per_vocab(_BYTE_TOKENS, vocab, _build_byte_tokens)
+    return _BYTE_TOKENS(vocab)
 
 
 class _Found(NamedTuple):
@@ -290,7 +275,7 @@ class ShortestCompletion:
         self._proposed: set[State] = set()
         self._byte_token = {vocab.token_bytes[t][0]: t for t in self.byte_tokens}
         self._key_bytes = np.array([b for b in _KEY_BYTES if b in self._byte_token], dtype=np.intp)
-        self._text_tokens = _per_vocab(_TEXT_TOKENS, vocab, _build_text_tokens)
+        self._text_tokens = _TEXT_TOKENS(vocab)
         self._longest = min(_LONGEST_TOKEN, max(map(len, self._text_tokens), default=1))
         self.stats = {
             "searches": 0,

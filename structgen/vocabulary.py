@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from structgen.errors import StructgenError
 
@@ -403,3 +403,30 @@ def _default_eos_ids(tokenizer: Any, backend: Any, token_bytes: list[bytes | Non
             f"({', '.join(END_OF_TURN_TOKENS)}); pass eos_token_ids= explicitly"
         )
     return tuple(result)
+
+
+_T = TypeVar("_T")
+
+
+class PerVocabulary(Generic[_T]):
+    """``build(vocab)``, built once per vocabulary object and cached (the latest ``size`` kept).
+
+    Keyed by identity: vocabularies are large, and hashing their contents on every lookup would
+    cost. The vocabulary is kept with its value, so that its id cannot be reused while cached.
+    """
+
+    def __init__(self, build: Callable[[Vocabulary], _T], size: int = 8) -> None:
+        self._build = build
+        self._size = size
+        self._cache: dict[int, tuple[Vocabulary, _T]] = {}
+
+    def __call__(self, vocab: Vocabulary) -> _T:
+        """The value for ``vocab``."""
+        hit = self._cache.get(id(vocab))
+        if hit is not None and hit[0] is vocab:
+            return hit[1]
+        value = self._build(vocab)
+        if len(self._cache) >= self._size:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[id(vocab)] = (vocab, value)
+        return value

@@ -788,6 +788,19 @@ def _keep(t: int, as_mask: bool, out: np.ndarray, tokens: np.ndarray, n_t: int) 
     return n_t + 1
 
 
+@numba.njit(cache=True, inline="always")
+def _save(
+    resume: np.ndarray, k: int, i: int, n_t: int, n_b: int, n_def: int, n_fresh: int
+) -> None:  # pragma: no cover
+    """Where :func:`subtree_walks` stands, for the next call to go on from there."""
+    resume[0] = k
+    resume[1] = i
+    resume[2] = n_t
+    resume[3] = n_b
+    resume[4] = n_def
+    resume[5] = n_fresh
+
+
 @numba.njit(cache=True)
 def subtree_walks(
     node_byte: np.ndarray,
@@ -872,12 +885,7 @@ def subtree_walks(
                 nl = lex_trans[lx, node_byte[i]]
             if nl < 0:
                 if nl == -2:
-                    resume[0] = k
-                    resume[1] = i
-                    resume[2] = n_t
-                    resume[3] = n_b
-                    resume[4] = n_def
-                    resume[5] = n_fresh
+                    _save(resume, k, i, n_t, n_b, n_def, n_fresh)
                     return NEED_ROW, lx
                 if nl == -1:
                     bnodes[n_b] = i
@@ -947,12 +955,7 @@ def subtree_walks(
         k += 1
         if k < roots.shape[0]:
             i = roots[k] + 1
-    resume[0] = k
-    resume[1] = i
-    resume[2] = n_t
-    resume[3] = n_b
-    resume[4] = n_def
-    resume[5] = n_fresh
+    _save(resume, k, i, n_t, n_b, n_def, n_fresh)
     return DONE, 0
 
 

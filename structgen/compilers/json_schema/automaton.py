@@ -25,7 +25,7 @@ from structgen.compilers.json_schema.runtime import (
     inert_after_key,
 )
 from structgen.matcher import Automaton
-from structgen.vocabulary import Vocabulary
+from structgen.vocabulary import PerVocabulary, Vocabulary
 
 
 @dataclass(frozen=True)
@@ -44,35 +44,31 @@ class TokenClasses:
     longest: int  # bytes of the longest token
 
 
-_CLASS_CACHE: dict[int, TokenClasses] = {}
+def _build_token_classes(vocab: Vocabulary) -> TokenClasses:
+    names = ("closers", "quote", "quotes", "close", "scalar_end", "key_simple")
+    arrays = {name: np.zeros(vocab.size, dtype=bool) for name in names}
+    heads: dict[bytes, list[int]] = {}
+    for i, data in enumerate(vocab.token_bytes):
+        if not data or CLOSING_BYTES.isdisjoint(data):
+            continue
+        arrays["closers"][i] = True
+        quotes = data.count(b'"')
+        arrays["quote"][i] = quotes > 0
+        arrays["quotes"][i] = quotes > 1
+        arrays["close"][i] = b"}" in data or b"]" in data
+        arrays["scalar_end"][i] = not _SCALAR_END.isdisjoint(data)
+        if quotes:
+            head, _, rest = data.partition(b'"')
+            if b"\\" not in head and inert_after_key(rest):
+                arrays["key_simple"][i] = True
+                heads.setdefault(head, []).append(i)
+    key_heads = {head: np.array(ids, dtype=np.int64) for head, ids in heads.items()}
+    longest = max((len(data) for data in vocab.token_bytes if data), default=0)
+    return TokenClasses(**arrays, key_heads=key_heads, longest=longest)
 
 
-def token_classes(vocab: Vocabulary) -> TokenClasses:
-    """The :class:`TokenClasses` of ``vocab`` (cached per vocabulary)."""
-    found = _CLASS_CACHE.get(id(vocab))
-    if found is None or found.closers.shape[0] != vocab.size:
-        arrays = {name: np.zeros(vocab.size, dtype=bool) for name in ("closers", "quote", "quotes", "close")}
-        arrays |= {name: np.zeros(vocab.size, dtype=bool) for name in ("scalar_end", "key_simple")}
-        heads: dict[bytes, list[int]] = {}
-        for i, data in enumerate(vocab.token_bytes):
-            if not data or CLOSING_BYTES.isdisjoint(data):
-                continue
-            arrays["closers"][i] = True
-            quotes = data.count(b'"')
-            arrays["quote"][i] = quotes > 0
-            arrays["quotes"][i] = quotes > 1
-            arrays["close"][i] = b"}" in data or b"]" in data
-            arrays["scalar_end"][i] = not _SCALAR_END.isdisjoint(data)
-            if quotes:
-                head, _, rest = data.partition(b'"')
-                if b"\\" not in head and inert_after_key(rest):
-                    arrays["key_simple"][i] = True
-                    heads.setdefault(head, []).append(i)
-        key_heads = {head: np.array(ids, dtype=np.int64) for head, ids in heads.items()}
-        longest = max((len(data) for data in vocab.token_bytes if data), default=0)
-        found = TokenClasses(**arrays, key_heads=key_heads, longest=longest)
-        _CLASS_CACHE[id(vocab)] = found
-    return found
+#: The :class:`TokenClasses` of a vocabulary (built once per vocabulary).
+token_classes = PerVocabulary(_build_token_classes)
 
 
 _SCALAR_END = frozenset(b",}] \t\n\r")
