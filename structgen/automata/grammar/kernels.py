@@ -580,6 +580,9 @@ def parser_transition(
         nxt = hash_get(skeys, svals, key)
     if nxt != -2:
         return nxt
+    if counts[C_NEED] >= 0:
+        # An array is full already: a closure built now would be thrown away at its end.
+        return GROW
     if 2 * (lcount[0] + 1) > lkeys.shape[0]:
         return _grow(counts, NEED_TRANS)
     if 2 * (scount[0] + 1) > skeys.shape[0]:

@@ -591,6 +591,8 @@ def parser_transition_reference(
         known = hash_get_reference(keys, vals, key)
         if known != -2:
             return known
+    if counts[C_NEED] >= 0:
+        return GROW
     if 2 * (lcount[0] + 1) > lkeys.shape[0]:
         return _ask(counts, C_NEED, NEED_TRANS)
     if 2 * (scount[0] + 1) > skeys.shape[0]:
