@@ -13,10 +13,10 @@ Architecture (llguidance's, in Python + numba):
   boundary a second walk steps the parser through a memoized transition table
   (:func:`~structgen.automata.grammar.kernels.walk_entries`), building the Earley sets it needs
   on the spot (the parser runs in numba on integer arrays). Below a node where a new lexeme
-  starts, a large subtree's lexeme part does not depend on the parser either: it comes from the
-  :class:`~structgen.automata.grammar.subtrees.SubtreeCache` (per node and lexer state), and
-  only its boundary nodes are walked with the parser. The lexeme walk of a new lexer state reads
-  that cache too, for subtrees met before, and a per-vocabulary cache for states equivalent to a
+  starts, a large subtree's lexeme part does not depend on the parser either: met a second time,
+  it comes from the :class:`~structgen.automata.grammar.subtrees.SubtreeCache` (per node and
+  lexer state), and only its boundary nodes are walked with the parser. The lexeme walk of a new
+  lexer state reads that cache too, and a per-vocabulary cache for states equivalent to a
   state of a *shared DFA* (``shared_dfas``: e.g. the rest of a JSON string, in every key and string
   terminal; see :mod:`~structgen.automata.grammar.subtrees`). Lexer rows, lexeme start states and
   subtree entries a walk needs but that do not exist yet are reported, provided here, and the
@@ -582,7 +582,7 @@ class GrammarAutomaton(Automaton):
         while n:
             self.walk_calls += 1
             acc_t0, acc_terms = self._acc_arrays()
-            n, n_miss, n_def = self._entries_kernel(
+            n, n_miss, n_def, n_fresh = self._entries_kernel(
                 trie.node_byte,
                 trie.node_depth,
                 trie.node_skip,
@@ -613,8 +613,11 @@ class GrammarAutomaton(Automaton):
                 self.subtrees.arrays(),
                 sc.d_node,
                 sc.d_lexer,
+                sc.fresh,
                 *lexer.kernel_arrays(),
             )
+            if n_fresh:
+                self.subtrees.mark_seen(sc.fresh[:n_fresh])
             if n_miss:
                 for code in np.unique(sc.miss[:n_miss]).tolist():
                     if code < 0:

@@ -994,9 +994,10 @@ def walk_entries(
     sub: tuple,
     def_node: np.ndarray,
     def_lexer: np.ndarray,
+    fresh: np.ndarray,
     lxs: tuple,
     lxd: tuple,
-) -> tuple[int, int, int]:  # pragma: no cover - numba
+) -> tuple[int, int, int, int]:  # pragma: no cover - numba
     """OR into ``out`` the allowed tokens of the subtrees of the first ``n_entries`` entries.
 
     Entry ``j`` is node ``e_node[j]`` whose parent's state is ``(e_parser[j], e_lexer[j])``. A
@@ -1008,20 +1009,21 @@ def walk_entries(
     nodes, the lexeme part does not depend on the parser: it comes from the subtree cache ``sub``
     (``(keys, vals, table, tokens, bnodes, blexers)``, see
     :class:`~structgen.automata.grammar.subtrees.SubtreeCache`), keyed ``node * LEX_STRIDE +
-    lexer``: its tokens are allowed and its boundary nodes become entries of this pass. When the
-    cache has no entry the node pends and is written to ``def_node`` / ``def_lexer`` for the
-    caller to fill the cache.
+    lexer``: its tokens are allowed and its boundary nodes become entries of this pass. The
+    policy is :func:`subtree_walks`': a key marked :data:`SEEN` pends and is written to
+    ``def_node`` / ``def_lexer`` for the caller to cache; a key met for the first time is walked
+    here and written to ``fresh`` (while there is room) for the caller to mark.
 
     A missing lexer row is computed on the spot (:func:`lexer_row` on the lexer's ``lxs`` /
     ``lxd``, whose ``trans`` and ``acc`` are ``lex_trans`` and ``lex_acc``) until the lexer's
     arrays need to grow; from then on such rows are missing entries.
 
-    Returns ``(pending, missing, deferred)``: the entries written to ``pend_*`` for the next pass,
-    the missing table entries written to ``miss`` (``-1 - lexer_state`` for a missing lexer row,
-    a terminal set id ``>= 0`` whose lexeme start state is unknown) and the missing subtree cache
-    entries. An entry also pends when the parser store ran out of room (``counts[C_NEED]`` says
-    which array to grow). The ``e_*`` (entries are appended), ``pend_*``, ``miss`` and ``def_*``
-    arrays must have room for one item per trie node.
+    Returns ``(pending, missing, deferred, fresh)``: the entries written to ``pend_*`` for the
+    next pass, the missing table entries written to ``miss`` (``-1 - lexer_state`` for a missing
+    lexer row, a terminal set id ``>= 0`` whose lexeme start state is unknown), the subtree cache
+    entries to fill and the keys met for the first time. An entry also pends when the parser
+    store ran out of room (``counts[C_NEED]`` says which array to grow). The ``e_*`` (entries are
+    appended), ``pend_*``, ``miss`` and ``def_*`` arrays must have room for one item per trie node.
     """
     sets, tsets = st[1], st[11]
     lkeys, lvals, skeys, svals = tr[0], tr[1], tr[3], tr[4]
@@ -1030,6 +1032,7 @@ def walk_entries(
     n_pend = 0
     n_miss = 0
     n_def = 0
+    n_fresh = 0
     lexer_full = False  # lexer_row asked for bigger arrays: only the caller can grow them
     j = 0
     while j < n_entries:
@@ -1128,16 +1131,9 @@ def walk_entries(
                 i = node_skip[i]
                 continue
             if started and node_skip[i] - i > min_subtree:
-                entry = hash_get(sub_keys, sub_vals, i * LEX_STRIDE + nl)
-                if entry < 0:
-                    def_node[n_def] = i
-                    def_lexer[n_def] = nl
-                    n_def += 1
-                    pend_node[n_pend] = i
-                    pend_parser[n_pend] = p
-                    pend_lexer[n_pend] = lx
-                    n_pend += 1
-                else:
+                key = i * LEX_STRIDE + nl
+                entry = hash_get(sub_keys, sub_vals, key)
+                if entry >= 0:
                     for k in range(sub_table[entry, 0], sub_table[entry, 1]):
                         t = sub_tokens[k]
                         out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
@@ -1146,11 +1142,24 @@ def walk_entries(
                         e_parser[n_entries] = nxt_p
                         e_lexer[n_entries] = sub_blexers[k]
                         n_entries += 1
-                i = node_skip[i]
-                continue
+                    i = node_skip[i]
+                    continue
+                if entry == SEEN:
+                    def_node[n_def] = i
+                    def_lexer[n_def] = nl
+                    n_def += 1
+                    pend_node[n_pend] = i
+                    pend_parser[n_pend] = p
+                    pend_lexer[n_pend] = lx
+                    n_pend += 1
+                    i = node_skip[i]
+                    continue
+                if n_fresh < fresh.shape[0]:  # met for the first time: walked here
+                    fresh[n_fresh] = key
+                    n_fresh += 1
             i += 1
         j += 1
-    return n_pend, n_miss, n_def
+    return n_pend, n_miss, n_def, n_fresh
 
 
 @numba.njit(cache=True)

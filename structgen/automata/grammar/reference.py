@@ -850,9 +850,10 @@ def walk_entries_reference(
     sub: tuple,
     def_node: np.ndarray,
     def_lexer: np.ndarray,
+    fresh: np.ndarray,
     lxs: tuple,
     lxd: tuple,
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, int]:
     """Plain-Python :func:`~.kernels.walk_entries` (same arguments, same results).
 
     Parser steps are :func:`parser_transition_reference`'s; tokens come from the ``token_start`` slices.
@@ -863,6 +864,7 @@ def walk_entries_reference(
     pending: list[tuple[int, int, int]] = []
     missing: list[int] = []
     deferred: list[tuple[int, int]] = []
+    fresh_keys: list[int] = []
     lexer_full = False  # lexer_row_reference asked for bigger arrays: only the caller grows them
 
     def lexer_step(lx: int, b: int) -> int:
@@ -929,17 +931,22 @@ def walk_entries_reference(
                 continue
             if lex_trans[lx, node_byte[i]] < 0 and int(node_skip[i]) - i > min_subtree:
                 p, nl = result
-                entry = hash_get_reference(sub_keys, sub_vals, i * LEX_STRIDE + nl)
-                if entry < 0:
-                    deferred.append((i, nl))
-                    pending.append((i, p_parent, lx))
-                else:
+                key = i * LEX_STRIDE + nl
+                entry = hash_get_reference(sub_keys, sub_vals, key)
+                if entry >= 0:
                     for k in range(int(sub_table[entry, 0]), int(sub_table[entry, 1])):
                         _set_bit(out, int(sub_tokens[k]))
                     for k in range(int(sub_table[entry, 2]), int(sub_table[entry, 3])):
                         entries.append((int(sub_bnodes[k]), p, int(sub_blexers[k])))
-                i = int(node_skip[i])
-                continue
+                    i = int(node_skip[i])
+                    continue
+                if entry == SEEN:
+                    deferred.append((i, nl))
+                    pending.append((i, p_parent, lx))
+                    i = int(node_skip[i])
+                    continue
+                if len(fresh_keys) < fresh.shape[0]:
+                    fresh_keys.append(key)
             i += 1
     for k, (node, p, lx) in enumerate(pending):
         pend_node[k], pend_parser[k], pend_lexer[k] = node, p, lx
@@ -949,4 +956,6 @@ def walk_entries_reference(
         def_node[k], def_lexer[k] = node, lx
     for k in range(n_entries, len(entries)):
         e_node[k], e_parser[k], e_lexer[k] = entries[k]
-    return len(pending), len(missing), len(deferred)
+    for k, key in enumerate(fresh_keys):
+        fresh[k] = key
+    return len(pending), len(missing), len(deferred), len(fresh_keys)
