@@ -278,8 +278,9 @@ def test_hash_put_equals_reference():
     # Overwrites and fresh keys in one batch.
     batch_keys = np.array(keys[100:], dtype=np.int64)
     batch_vals = np.array([v + 1 for v in vals[100:]], dtype=np.int32)
-    hash_put_many(fast_keys, fast_vals, batch_keys, batch_vals)
-    hash_put_many_reference(slow_keys, slow_vals, batch_keys, batch_vals)
+    added = hash_put_many(fast_keys, fast_vals, batch_keys, batch_vals)
+    new_keys = len(set(keys[150:]) - set(keys[:150]))
+    assert added == hash_put_many_reference(slow_keys, slow_vals, batch_keys, batch_vals) == new_keys
     assert np.array_equal(fast_keys, slow_keys) and np.array_equal(fast_vals, slow_vals)
     assert int((fast_keys != EMPTY_KEY).sum()) == len(set(keys))
     # Marking keys: stored values stay, absent keys get the mark, and the count says how many.

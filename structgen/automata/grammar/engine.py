@@ -579,6 +579,7 @@ class GrammarAutomaton(Automaton):
         e_node[:n] = bnodes
         e_parser[:n] = parser_id
         e_lexer[:n] = blex
+        sc.recent_keys.fill(-1)  # speculative set ids of an earlier mask are reused
         while n:
             self.walk_calls += 1
             acc_t0, acc_terms = self._acc_arrays()
@@ -614,6 +615,8 @@ class GrammarAutomaton(Automaton):
                 sc.d_node,
                 sc.d_lexer,
                 sc.fresh,
+                sc.recent_keys,
+                sc.recent_next,
                 *lexer.kernel_arrays(),
             )
             if n_fresh:
@@ -651,6 +654,9 @@ class _Scratch:
         self.fresh = np.zeros(n, dtype=np.int64)
         self.b_node = np.zeros(n, dtype=np.int32)
         self.b_lexer = np.zeros(n, dtype=np.int32)
+        # walk_entries' direct-mapped table of the parser transitions met in the current mask.
+        self.recent_keys = np.full(2048, -1, dtype=np.int64)
+        self.recent_next = np.zeros(2048, dtype=np.int64)
         self.stack_p = np.zeros(trie.max_depth + 2, dtype=np.int64)
         self.stack_l = np.zeros(trie.max_depth + 2, dtype=np.int64)
 

@@ -142,6 +142,11 @@ class IntHashMap:
             self.count[0] += 1
         hash_put(self.keys, self.vals, key, value)
 
+    def put_many(self, keys: np.ndarray, values: np.ndarray) -> None:
+        """Record the value of each key (one kernel call for the batch)."""
+        self.reserve(keys.shape[0])
+        self.count[0] += hash_put_many(self.keys, self.vals, keys, values)
+
 
 # --- the Earley parser on integer arrays ---------------------------------------------------------
 #
@@ -347,6 +352,73 @@ def _push(
 
 
 @numba.njit(cache=True, inline="always")
+def _tail_origin(gram: tuple, st: tuple, code: int) -> int:  # pragma: no cover - numba
+    """The pair ``code`` with its origin moved down the sets where completing its rule's
+    nonterminal ``A`` only completes ``A`` again.
+
+    That is Leo's deterministic reduction path, for a right-recursive rule of ``A`` ending in
+    ``A`` (e.g. a unary minus, ``factor: "-" factor``): when the only item of origin ``o``
+    expecting ``A`` is ``A -> gamma . A`` from origin ``o2``, completing ``A`` at ``o`` completes
+    ``A`` at ``o2`` and does nothing else, so the item from ``o2`` has the same future. A run of
+    unary operators then reaches the same set again instead of a new set per operator.
+    """
+    item_next, item_lhs, num_t = gram[0], gram[1], gram[5]
+    sets, e_next, e_item, e_origin, groups, gi_next = st[1], st[3], st[4], st[5], st[6], st[8]
+    item = code >> ORIGIN_BITS
+    origin = code & ORIGIN_MASK
+    lhs = item_lhs[item]
+    sym = num_t + lhs
+    while True:
+        hi = sets[origin, SET_E1]
+        k = _lower_bound(e_next, sets[origin, SET_E0], hi, sym)
+        if k == hi or e_next[k] != sym or (k + 1 < hi and e_next[k + 1] == sym):
+            break  # no explicit item expects A, or several do
+        g = sets[origin, SET_GROUP]
+        if g >= 0:
+            at = _lower_bound(gi_next, groups[g, GROUP_I0], groups[g, GROUP_I1], sym)
+            if at < groups[g, GROUP_I1] and gi_next[at] == sym:
+                break  # a predicted item expects A too
+        expecting = e_item[k]
+        if item_lhs[expecting] != lhs or item_next[expecting + 1] >= 0:
+            break  # completing A there does more than complete A
+        origin = e_origin[k]
+    return (np.int64(item) << ORIGIN_BITS) | origin
+
+
+@numba.njit(cache=True, inline="always")
+def _same_as_set(st: tuple, c: int, n_ex: int, g: int, accepting: bool) -> bool:  # pragma: no cover
+    """Whether the closure being built (``ex_*[:n_ex]``, group ``g``) is set ``c`` again.
+
+    With origins moved down tail recursions (:func:`_tail_origin`), a set built after a unary
+    operator from a set that was itself built after one can have the same items as that set: the
+    same future, so the run of operators stays in one set.
+    """
+    counts, sets, e_item, e_origin = st[0], st[1], st[4], st[5]
+    ex_item, ex_origin, hs_keys, hs_gen = st[18], st[19], st[21], st[22]
+    lo, hi = sets[c, SET_E0], sets[c, SET_E1]
+    if hi - lo != n_ex or sets[c, SET_GROUP] != g or sets[c, SET_ACCEPTING] != accepting:
+        return False
+    counts[C_GEN] += 1
+    gen = counts[C_GEN]
+    mask = hs_keys.shape[0] - 1
+    for k in range(lo, hi):
+        code = (np.int64(e_item[k]) << ORIGIN_BITS) | e_origin[k]
+        i = _slot(code, mask)
+        while hs_gen[i] == gen:
+            i = (i + 1) & mask
+        hs_gen[i] = gen
+        hs_keys[i] = code
+    for k in range(n_ex):
+        code = (np.int64(ex_item[k]) << ORIGIN_BITS) | ex_origin[k]
+        i = _slot(code, mask)
+        while hs_gen[i] == gen and hs_keys[i] != code:
+            i = (i + 1) & mask
+        if hs_gen[i] != gen:
+            return False
+    return True
+
+
+@numba.njit(cache=True, inline="always")
 def earley_close(
     gram: tuple, st: tuple, n_kernel: int, predict_start: bool, slot: int
 ) -> int:  # pragma: no cover - numba
@@ -416,9 +488,8 @@ def earley_close(
                 if n_seen + 1 >= cap:
                     return _grow(counts, ST_WORK)
                 before = top
-                top = _push(
-                    (np.int64(e_item[k] + 1) << ORIGIN_BITS) | e_origin[k], hs_keys, hs_gen, gen, work, top
-                )
+                code = _tail_origin(gram, st, (np.int64(e_item[k] + 1) << ORIGIN_BITS) | e_origin[k])
+                top = _push(code, hs_keys, hs_gen, gen, work, top)
                 n_seen += top - before
             g = sets[origin, SET_GROUP]
             if g >= 0:
@@ -429,9 +500,8 @@ def earley_close(
                     if n_seen + 1 >= cap:
                         return _grow(counts, ST_WORK)
                     before = top
-                    top = _push(
-                        (np.int64(gi_item[k] + 1) << ORIGIN_BITS) | origin, hs_keys, hs_gen, gen, work, top
-                    )
+                    code = _tail_origin(gram, st, (np.int64(gi_item[k] + 1) << ORIGIN_BITS) | origin)
+                    top = _push(code, hs_keys, hs_gen, gen, work, top)
                     n_seen += top - before
             continue
         ex_next[n_ex] = nxt
@@ -456,6 +526,8 @@ def earley_close(
         g = _group_of(gram, st, n_direct)
         if g == GROW:
             return GROW
+    if n_kernel and _same_as_set(st, buf[0] & ORIGIN_MASK, n_ex, g, accepting):
+        return buf[0] & ORIGIN_MASK
     # The terminals the set expects: its explicit items' and its group's. Usually the explicit
     # items expect nothing outside the group, and the group's terminal set is reused.
     in_group = g >= 0
@@ -554,8 +626,15 @@ def earley_scan(
                 n += 1
     if n == 0:
         return -1
-    # An item expects one symbol and explicit origins are older than s: the pairs are distinct.
+    for k in range(n):
+        buf[k] = _tail_origin(gram, st, buf[k])
     buf[:n].sort()
+    distinct = 1  # moved origins can make two pairs equal
+    for k in range(1, n):
+        if buf[k] != buf[distinct - 1]:
+            buf[distinct] = buf[k]
+            distinct += 1
+    n = distinct
     found = _intern_find(set_slots, sets, SET_K0, SET_K1, kpool, buf, n)
     if found >= 0:
         return found
@@ -995,6 +1074,8 @@ def walk_entries(
     def_node: np.ndarray,
     def_lexer: np.ndarray,
     fresh: np.ndarray,
+    recent_keys: np.ndarray,
+    recent_next: np.ndarray,
     lxs: tuple,
     lxd: tuple,
 ) -> tuple[int, int, int, int]:  # pragma: no cover - numba
@@ -1027,6 +1108,7 @@ def walk_entries(
     """
     sets, tsets = st[1], st[11]
     lkeys, lvals, skeys, svals = tr[0], tr[1], tr[3], tr[4]
+    recent_mask = recent_keys.shape[0] - 1
     sub_keys, sub_vals, sub_table, sub_tokens, sub_bnodes, sub_blexers = sub
     loops = lxd[LX_LOOPS]
     n_pend = 0
@@ -1071,16 +1153,24 @@ def walk_entries(
                     continue
                 if not acc_ignore[acc]:
                     # Memoized transitions are looked up here: calls taking the whole store
-                    # cost more than the lookup.
+                    # cost more than the lookup. The walk's own small table comes first: a mask
+                    # meets few transitions, many times each, and the parser's tables are large.
                     key = p * ACC_STRIDE + acc
-                    nxt_p = hash_get(lkeys, lvals, key)
-                    if nxt_p == -2:
-                        nxt_p = hash_get(skeys, svals, key)
+                    slot = _slot(key, recent_mask)
+                    if recent_keys[slot] == key:
+                        nxt_p = recent_next[slot]
+                    else:
+                        nxt_p = hash_get(lkeys, lvals, key)
                         if nxt_p == -2:
-                            if acc + 1 < acc_t0.shape[0]:
-                                nxt_p = parser_transition(gram, st, tr, acc_t0, acc_terms, p, acc)
-                            else:  # accepted set new in this pass: the caller lists it first
-                                nxt_p = GROW
+                            nxt_p = hash_get(skeys, svals, key)
+                            if nxt_p == -2:
+                                if acc + 1 < acc_t0.shape[0]:
+                                    nxt_p = parser_transition(gram, st, tr, acc_t0, acc_terms, p, acc)
+                                else:  # accepted set new in this pass: the caller lists it first
+                                    nxt_p = GROW
+                        if nxt_p != GROW:
+                            recent_keys[slot] = key
+                            recent_next[slot] = nxt_p
                     if nxt_p < 0:
                         if nxt_p == GROW:
                             pend_node[n_pend] = i
@@ -1178,7 +1268,12 @@ def hash_put_absent(
 @numba.njit(cache=True)
 def hash_put_many(
     keys: np.ndarray, vals: np.ndarray, new_keys: np.ndarray, new_vals: np.ndarray
-) -> None:  # pragma: no cover
-    """:func:`hash_put` for several pairs (the table must have room for them)."""
+) -> int:  # pragma: no cover
+    """:func:`hash_put` for several pairs (the table must have room for them); returns how many
+    keys were absent."""
+    added = 0
     for k in range(new_keys.shape[0]):
+        if hash_get(keys, vals, new_keys[k]) == -2:
+            added += 1
         hash_put(keys, vals, new_keys[k], new_vals[k])
+    return added

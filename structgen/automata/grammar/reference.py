@@ -74,6 +74,7 @@ from structgen.automata.grammar.kernels import (
     ORIGIN_BITS,
     ORIGIN_MASK,
     SEEN,
+    SET_ACCEPTING,
     SET_E0,
     SET_E1,
     SET_GROUP,
@@ -351,10 +352,13 @@ def hash_put_reference(keys: np.ndarray, vals: np.ndarray, key: int, value: int)
 
 def hash_put_many_reference(
     keys: np.ndarray, vals: np.ndarray, new_keys: np.ndarray, new_vals: np.ndarray
-) -> None:
+) -> int:
     """Plain-Python :func:`~.kernels.hash_put_many`."""
+    added = 0
     for key, value in zip(new_keys.tolist(), new_vals.tolist(), strict=True):
+        added += hash_get_reference(keys, vals, key) == -2
         hash_put_reference(keys, vals, key, value)
+    return added
 
 
 def hash_put_absent_reference(keys: np.ndarray, vals: np.ndarray, new_keys: np.ndarray, value: int) -> int:
@@ -518,12 +522,10 @@ def earley_close_reference(gram: tuple, st: tuple, n_kernel: int, predict_start:
             lhs = int(item_lhs[item])
             accepting = accepting or (lhs == 0 and origin == 0)
             waiting = num_t + lhs
-            found = [_pair(i + 1, o) for n, i, o in _explicit_items(st, origin) if n == waiting]
-            found += [
-                _pair(i + 1, origin)
-                for n, i in _group_items(st, int(sets[origin, SET_GROUP]))
-                if n == waiting
-            ]
+            pairs = [(i + 1, o) for n, i, o in _explicit_items(st, origin) if n == waiting]
+            group = _group_items(st, int(sets[origin, SET_GROUP]))
+            pairs += [(i + 1, origin) for n, i in group if n == waiting]
+            found = [_pair(i, _tail_origin_reference(gram, st, i, o)) for i, o in pairs]
         else:
             explicit.append((nxt, item, origin))
             # Aycock-Horspool: a nullable nonterminal is also skipped.
@@ -541,6 +543,11 @@ def earley_close_reference(gram: tuple, st: tuple, n_kernel: int, predict_start:
     g = _group_of_reference(gram, st, sorted(predicted)) if predicted else -1
     if g == GROW:
         return GROW
+    if kernel:  # the same items as the first kernel item's origin set: that set again
+        c = kernel[0] & ORIGIN_MASK
+        same = {_pair(i, o) for _, i, o in _explicit_items(st, c)} == {_pair(i, o) for _, i, o in explicit}
+        if same and int(sets[c, SET_GROUP]) == g and bool(sets[c, SET_ACCEPTING]) == accepting:
+            return c
     explicit_terminals = {nxt for nxt, _, _ in explicit if nxt < num_t}
     ts = _terminal_set_of_reference(st, sorted(explicit_terminals | _group_terminals(st, g)))
     if ts == GROW:
@@ -562,17 +569,32 @@ def earley_close_reference(gram: tuple, st: tuple, n_kernel: int, predict_start:
     return s
 
 
+def _tail_origin_reference(gram: tuple, st: tuple, item: int, origin: int) -> int:
+    """Plain-Python ``kernels._tail_origin`` (of the pair ``(item, origin)``): the origin moved down."""
+    item_next, item_lhs, num_t = gram[0], gram[1], gram[5]
+    sym = num_t + int(item_lhs[item])
+    while True:
+        expecting = [(i, o) for n, i, o in _explicit_items(st, origin) if n == sym]
+        predicted = [i for n, i in _group_items(st, int(st[ST_SETS][origin, SET_GROUP])) if n == sym]
+        if len(expecting) != 1 or predicted:
+            return origin
+        i, below = expecting[0]
+        if item_lhs[i] != item_lhs[item] or item_next[i + 1] >= 0:
+            return origin
+        origin = below
+
+
 def earley_scan_reference(gram: tuple, st: tuple, s: int, terms: np.ndarray, t0: int, t1: int) -> int:
     """Plain-Python :func:`~.kernels.earley_scan`."""
     counts = st[ST_COUNTS]
     scanned = set(terms[t0:t1].tolist())
-    kernel = [_pair(i + 1, o) for n, i, o in _explicit_items(st, s) if n in scanned]
-    kernel += [_pair(i + 1, s) for n, i in _group_items(st, int(st[ST_SETS][s, SET_GROUP])) if n in scanned]
-    if len(kernel) > st[ST_BUF].shape[0]:
+    pairs = [(i + 1, o) for n, i, o in _explicit_items(st, s) if n in scanned]
+    pairs += [(i + 1, s) for n, i in _group_items(st, int(st[ST_SETS][s, SET_GROUP])) if n in scanned]
+    if len(pairs) > st[ST_BUF].shape[0]:
         return _ask(counts, C_NEED, ST_WORK)
-    if not kernel:
+    if not pairs:
         return -1
-    kernel.sort()
+    kernel = sorted({_pair(i, _tail_origin_reference(gram, st, i, o)) for i, o in pairs})
     found = _intern_find(st[ST_SET_SLOTS], st[ST_SETS], SET_K0, SET_K1, st[ST_KPOOL], kernel)
     if found >= 0:
         return found
@@ -851,6 +873,8 @@ def walk_entries_reference(
     def_node: np.ndarray,
     def_lexer: np.ndarray,
     fresh: np.ndarray,
+    recent_keys: np.ndarray,
+    recent_next: np.ndarray,
     lxs: tuple,
     lxd: tuple,
 ) -> tuple[int, int, int, int]:
@@ -888,7 +912,14 @@ def walk_entries_reference(
             if acc + 1 >= acc_t0.shape[0]:  # accepted set new in this pass: the caller lists it first
                 pending.append((i, p, lx))
                 return None
-            nxt = int(parser_transition_reference(gram, st, tr, acc_t0, acc_terms, p, acc))
+            key = p * ACC_STRIDE + acc
+            slot = _slot(key, recent_keys.shape[0] - 1)
+            if recent_keys[slot] == key:
+                nxt = int(recent_next[slot])
+            else:
+                nxt = int(parser_transition_reference(gram, st, tr, acc_t0, acc_terms, p, acc))
+                if nxt != GROW:
+                    recent_keys[slot], recent_next[slot] = key, nxt
             if nxt == GROW:
                 pending.append((i, p, lx))
                 return None

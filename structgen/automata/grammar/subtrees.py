@@ -100,8 +100,7 @@ class SubtreeCache:
         rows[:, 3] = b0 + b_end
         rows[:, 2] = b0
         rows[1:, 2] += b_end[:-1]
-        for k, key in enumerate(keys.tolist()):
-            self.index.put(key, e0 + k)
+        self.index.put_many(keys, np.arange(e0, e0 + n, dtype=np.int32))
         self.num_entries += n
         self.num_tokens += n_t
         self.num_bounds += n_b
