@@ -345,6 +345,31 @@ def test_masks_equal_brute_force_reference(name, min_cached_subtree):
         assert a.is_accepting(state) == ref.is_accepting(rstate)
 
 
+def test_runs_of_unary_operators_stay_in_one_parser_set():
+    # A right recursion through a helper rule: completing s in a run of operators only completes s
+    # again, so each operator after the first leads back to the set after the first (Leo's
+    # deterministic reduction path). Parentheses count, and "op s B" makes runs ambiguous: those
+    # must not merge.
+    terminals = [lit("M", "-"), lit("P", "+"), lit("A", "a"), lit("B", "b"), lit("L", "("), lit("R", ")")]
+    g = grammar("s: op s | L s R | A; op: M | P", terminals)
+    a = GrammarAutomaton(g, VOCAB)
+    states = [a.advance_bytes(a.initial_state(), b"-" * n) for n in range(1, 7)]
+    assert len({state[0] for state in states}) == 1 and states[0][0] != a.initial_state()[0]
+    paren = [a.advance_bytes(a.initial_state(), b"(" * n)[0] for n in range(1, 5)]
+    assert len(set(paren)) == 4
+    ambiguous = GrammarAutomaton(grammar("s: op s | op s B | A; op: M | P", terminals), VOCAB)
+    for automaton, texts in [(a, [b"-+--a", b"(-(--a))", b"--(a)"]), (ambiguous, [b"---abb", b"-+ab"])]:
+        ref = reference_for(automaton)
+        for text in texts:
+            for cut in range(len(text) + 1):
+                state = automaton.advance_bytes(automaton.initial_state(), text[:cut])
+                rstate = ref.feed_bytes(ref.initial, text[:cut])
+                assert state is not None and rstate is not None, text[:cut]
+                assert automaton.is_accepting(state) == ref.is_accepting(rstate), text[:cut]
+                assert engine_mask(automaton, state) == ref.allowed_tokens(rstate, VOCAB), text[:cut]
+    assert accepts(ambiguous, b"---abb") and not accepts(ambiguous, b"-abb")
+
+
 def _random_grammar(rng: random.Random) -> ContextFreeGrammar:
     pool = [
         lit("A", "a"),
