@@ -29,12 +29,16 @@ from structgen.automata.cfg import ContextFreeGrammar
 from structgen.automata.grammar.kernels import (
     ACC_STRIDE,
     C_EPOOL,
+    C_GITEMS,
+    C_GKEY,
     C_GROUPS,
+    C_GTERMS,
     C_KPOOL,
     C_MARK,
     C_NEED,
     C_SETS,
     C_TSETS,
+    C_TSPOOL,
     GROUP_K0,
     GROUP_K1,
     GROW,
@@ -58,6 +62,7 @@ from structgen.automata.grammar.kernels import (
     ST_GKEY,
     ST_GROUP_SLOTS,
     ST_GROUPS,
+    ST_GTERMS,
     ST_HS_GEN,
     ST_HS_KEYS,
     ST_KPOOL,
@@ -337,10 +342,27 @@ class EarleyParser:
         return (lasting.keys, lasting.vals, lasting.count, spec.keys, spec.vals, spec.count)
 
     def grow(self) -> None:
-        """Grow the array a kernel asked for (``counts[C_NEED]``), doubling it."""
+        """Grow the array a kernel asked for (``counts[C_NEED]``), doubling it.
+
+        Every other pool and table more than half full is doubled too: a kernel that stops for
+        room costs its caller another walk pass, and the pools fill together.
+        """
         counts = self._store[ST_COUNTS]
         what = int(counts[C_NEED])
         counts[C_NEED] = -1
+        self._double(what)
+        for count, arrays in _POOLS:
+            if 2 * counts[count] > self._store[arrays[0]].shape[0]:
+                self._double(arrays[0])
+        for slots, (_, _, _, _, count, _) in _SLOTS.items():
+            if 4 * (counts[count] + 1) > self._store[slots].shape[0]:
+                self._double(slots)
+        self.transitions.reserve(self.transitions.size)
+        self.spec_transitions.reserve(self.spec_transitions.size)
+
+    def _double(self, what: int) -> None:
+        """Double store array ``what`` (with the arrays parallel to it), or a transition table."""
+        counts = self._store[ST_COUNTS]
         if what == NEED_TRANS:
             self.transitions.reserve(self.transitions.size + 1)
         elif what == NEED_SPEC_TRANS:
@@ -491,6 +513,18 @@ class EarleyParser:
 _NOT_SPECULATING = 1 << 62
 # Pools of parallel arrays, grown together.
 _PARALLEL = {ST_E_NEXT: (ST_E_NEXT, ST_E_ITEM, ST_E_ORIGIN), ST_GI_NEXT: (ST_GI_NEXT, ST_GI_ITEM)}
+# Pools by the count of their used entries (the first array of each stands for its parallel ones).
+_POOLS = (
+    (C_SETS, (ST_SETS,)),
+    (C_KPOOL, (ST_KPOOL,)),
+    (C_EPOOL, (ST_E_NEXT,)),
+    (C_GROUPS, (ST_GROUPS,)),
+    (C_GKEY, (ST_GKEY,)),
+    (C_GITEMS, (ST_GI_NEXT,)),
+    (C_GTERMS, (ST_GTERMS,)),
+    (C_TSETS, (ST_TSETS,)),
+    (C_TSPOOL, (ST_TSPOOL,)),
+)
 _SCRATCH = (ST_WORK, ST_EX_NEXT, ST_EX_ITEM, ST_EX_ORIGIN, ST_BUF, ST_HS_KEYS, ST_HS_GEN)
 # Intern slot tables: (table, first column, last column, pool, count, first interned id).
 _SLOTS = {
