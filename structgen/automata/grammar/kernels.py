@@ -800,45 +800,58 @@ def lexer_row(lxs: tuple, lxd: tuple, state: int) -> int:  # pragma: no cover - 
     """Compute the transition row of lexer state ``state``: ``0``, ``GROW`` or ``TOO_MANY_STATES``.
 
     Byte ``b`` keeps the codes whose DFA can read it: none is ``DEAD`` (-1), only guard-only ones
-    ``BLOCKED`` (-3), otherwise the interned successor.
+    ``BLOCKED`` (-3), otherwise the interned successor. The codes are bucketed by byte from each
+    member's live bytes (static arrays 7-9), in member order, so each bucket is a sorted key.
     """
-    gtrans = lxs[0]
+    live_start, live_byte, live_next = lxs[7], lxs[8], lxs[9]
     table, pool, trans, has_exit, buf, row = lxd[1], lxd[2], lxd[4], lxd[6], lxd[11], lxd[12]
     lo = table[state, 0] + 1
     hi = table[state, 1]
-    prev_n = -1
+    start = np.zeros(257, dtype=np.int64)
+    for k in range(lo, hi):
+        g = pool[k] >> 1
+        for j in range(live_start[g], live_start[g + 1]):
+            start[live_byte[j] + 1] += 1
+    for b in range(256):
+        start[b + 1] += start[b]
+    fill = start[:256].copy()
+    codes = np.empty(start[256], dtype=np.int64)
+    for k in range(lo, hi):
+        code = pool[k]
+        g = code >> 1
+        for j in range(live_start[g], live_start[g + 1]):
+            b = live_byte[j]
+            codes[fill[b]] = (np.int64(live_next[j]) << 1) | (code & 1)
+            fill[b] += 1
+    prev_lo = 0
+    prev_hi = -1
     prev_id = 0
     for b in range(256):
-        buf[0] = 0
-        n = 1
-        real = False
-        for k in range(lo, hi):
-            code = pool[k]
-            g2 = gtrans[code >> 1, b]
-            if g2 >= 0:
-                buf[n] = (np.int64(g2) << 1) | (code & 1)
-                n += 1
-                real = real or (code & 1) == 0
-        if n == 1:
+        c0, c1 = start[b], start[b + 1]
+        if c0 == c1:
             row[b] = -1
             continue
+        real = False
+        for k in range(c0, c1):
+            real = real or (codes[k] & 1) == 0
         if not real:
             row[b] = -3
             continue
         # Neighbouring bytes often lead to the same successor: compare with the last one.
-        same = n == prev_n
+        same = c1 - c0 == prev_hi - prev_lo
         if same:
-            for k in range(1, n):
-                if buf[k] != buf[n + k]:
+            for k in range(c1 - c0):
+                if codes[c0 + k] != codes[prev_lo + k]:
                     same = False
                     break
         if not same:
-            prev_id = lexer_intern(lxs, lxd, n)
+            buf[0] = 0
+            for k in range(c0, c1):
+                buf[1 + k - c0] = codes[k]
+            prev_id = lexer_intern(lxs, lxd, 1 + c1 - c0)
             if prev_id < 0:
                 return prev_id
-            prev_n = n
-            for k in range(1, n):
-                buf[n + k] = buf[k]
+            prev_lo, prev_hi = c0, c1
         row[b] = prev_id
     exit_ = False
     loops = (np.uint64(1) << np.uint64(CHARS_CLASS)) - np.uint64(1)

@@ -136,6 +136,11 @@ class LazyLexer:
             for t, dfa in enumerate(self.dfas)
         ]
         gtrans = np.concatenate(moved).astype(np.int32) if moved else np.zeros((0, 256), dtype=np.int32)
+        # Each global state's live bytes and their next states, in byte order (keyword DFAs read
+        # one byte per state: a lexer row visits these, not 256 bytes per alive terminal).
+        live_state, live_byte = np.nonzero(gtrans >= 0)
+        live_start = np.zeros(gtrans.shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(live_state, minlength=gtrans.shape[0]), out=live_start[1:])
         self._static = (
             gtrans,
             np.concatenate([dfa.accepting for dfa in self.dfas]) if moved else np.zeros(0, dtype=np.bool_),
@@ -144,6 +149,9 @@ class LazyLexer:
             np.array([t in self.ignored for t in range(num_t)], dtype=np.bool_),
             np.int64(max_states),
             utf8_loops(gtrans),
+            live_start,
+            live_byte.astype(np.int32),
+            gtrans[live_state, live_byte].astype(np.int32),
         )
         self._store: list[np.ndarray] = [
             np.zeros(5, dtype=np.int64),  # LX_COUNTS
