@@ -19,8 +19,9 @@ Architecture (llguidance's, in Python + numba):
   lexer state reads that cache too, and a per-vocabulary cache for states equivalent to a
   state of a *shared DFA* (``shared_dfas``: e.g. the rest of a JSON string, in every key and string
   terminal; see :mod:`~structgen.automata.grammar.subtrees`). Lexer rows, lexeme start states and
-  subtree entries a walk needs but that do not exist yet are reported, provided here, and the
-  subtrees that needed them walked again. Whole masks are cached per ``(earley_set, lexer_state)``.
+  subtree entries a walk needs but that do not exist yet are reported and provided here; a
+  boundary walk then walks the subtrees that needed them again, a lexeme walk takes the skipped
+  subtrees from the lists made for the caches. Whole masks are cached per ``(earley_set, lexer_state)``.
 * Why Earley and not LALR: the JSON Schema compiler emits ambiguous grammars (overlapping
   ``anyOf`` branches, several terminals matching one lexeme), and a mask needs the parser only at
   lexeme ends, through memoized transitions, so the general parser costs little where it matters.
@@ -432,43 +433,62 @@ class GrammarAutomaton(Automaton):
         scratch = _scratch(self.trie)
         inside = np.zeros(self._words, dtype=np.uint32)
         lexers = np.array([lx], dtype=np.int32)
-        while True:
-            _, b_end, n_def, n_fresh = self._walk_subtrees(
-                _ROOT, lexers, inside, _NO_TOKENS, scratch.b_node, scratch.b_lexer
-            )
-            if not n_def:
-                break
-            # Subtrees met a second time, or of a shared class: cache them, then walk again (they
-            # are read from the caches).
-            self._cache_deferred(scratch.d_node[:n_def], scratch.d_lexer[:n_def])
-            inside[:] = 0
-        self.subtrees.mark_seen(scratch.fresh[:n_fresh])
+        _, b_end, n_def, n_fresh = self._walk_subtrees(
+            _ROOT, lexers, inside, _NO_TOKENS, scratch.b_node, scratch.b_lexer
+        )
         n_b = int(b_end[0])
-        info = (inside, scratch.b_node[:n_b].copy(), scratch.b_lexer[:n_b].copy())
+        bnodes, blexers = scratch.b_node[:n_b].copy(), scratch.b_lexer[:n_b].copy()
+        fresh = scratch.fresh[:n_fresh].copy()
+        if n_def:
+            # The walk skipped the subtrees met a second time, or of a shared class: they are
+            # cached now, and their lexeme parts come from the lists made for the caches.
+            tokens, more_nodes, more_lexers = self._cache_deferred(
+                scratch.d_node[:n_def].copy(), scratch.d_lexer[:n_def].copy()
+            )
+            allowed = np.zeros(self._words * 32, dtype=np.bool_)
+            allowed[tokens] = True
+            inside |= np.packbits(allowed, bitorder="little").view(np.uint32)
+            # In trie order, as the walk would have found them: boundary walks then read the trie
+            # sequentially.
+            order = np.argsort(np.concatenate([bnodes, more_nodes]), kind="stable")
+            bnodes = np.concatenate([bnodes, more_nodes])[order]
+            blexers = np.concatenate([blexers, more_lexers])[order]
+        self.subtrees.mark_seen(fresh)
+        info = (inside, bnodes, blexers)
         self._lexeme_cache[lx] = info
         if len(self._lexeme_cache) > self._lexeme_cache_size:
             self._lexeme_cache.popitem(last=False)
         return info
 
-    def _cache_deferred(self, nodes: np.ndarray, lexers: np.ndarray) -> None:
+    def _cache_deferred(self, nodes: np.ndarray, lexers: np.ndarray) -> tuple[np.ndarray, ...]:
         """Cache the subtrees a lexeme walk deferred: those of a shared class in the shared cache.
 
         Shared entries are keyed by class and keep only the boundaries under the terminal's
-        accepting state (see :mod:`.subtrees`).
+        accepting state (see :mod:`.subtrees`). Returns what the walk would have read from the
+        caches, ``(tokens, boundary_nodes, boundary_lexers)``; the ``(node, lexer)`` pairs of one
+        walk are distinct.
         """
         classes = self._shared_classes(lexers)
         shared = classes >= 0
+        parts = []
         if shared.any():
-            self._cache_shared(nodes[shared], lexers[shared], classes[shared])
+            parts.append(self._cache_shared(nodes[shared], lexers[shared], classes[shared]))
         if not shared.all():
-            self._cache_subtrees(nodes[~shared], lexers[~shared])
+            parts.append(self._cache_subtrees(nodes[~shared], lexers[~shared]))
+        return tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
 
-    def _cache_subtrees(self, nodes: np.ndarray, lexers: np.ndarray) -> None:
-        """Put the lexeme parts of the subtrees ``(nodes[k], lexers[k])`` in the subtree cache."""
+    def _cache_subtrees(self, nodes: np.ndarray, lexers: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Put the lexeme parts of the subtrees ``(nodes[k], lexers[k])`` in the subtree cache.
+
+        Returns the parts of the distinct pairs: ``(tokens, boundary_nodes, boundary_lexers)``.
+        """
         keys = np.unique(nodes.astype(np.int64) * LEX_STRIDE + lexers)
         roots = (keys // LEX_STRIDE).astype(np.int32)
         starts = (keys % LEX_STRIDE).astype(np.int32)
-        self.subtrees.add_batch(keys, *self._list_subtrees(roots, starts))
+        tokens, t_end, bnodes, blexers, b_end = self._list_subtrees(roots, starts)
+        self.subtrees.add_batch(keys, tokens, t_end, bnodes, blexers, b_end)
+        n_t, n_b = int(t_end[-1]), int(b_end[-1])
+        return tokens[:n_t], bnodes[:n_b], blexers[:n_b]
 
     def _list_subtrees(self, roots: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, ...]:
         """The lexeme parts of subtrees as lists: ``(tokens, t_end, bnodes, blexers, b_end)``."""
@@ -487,7 +507,9 @@ class GrammarAutomaton(Automaton):
         member = self.lexer.single_members(lexers)
         return np.where(member >= 0, self._class_of[np.maximum(member, 0)], -1)
 
-    def _cache_shared(self, nodes: np.ndarray, lexers: np.ndarray, classes: np.ndarray) -> None:
+    def _cache_shared(
+        self, nodes: np.ndarray, lexers: np.ndarray, classes: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
         keys, first = np.unique(nodes.astype(np.int64) * LEX_STRIDE + classes, return_index=True)
         roots, starts = nodes[first].astype(np.int32), lexers[first].astype(np.int32)
         tokens, t_end, bnodes, blexers, b_end = self._list_subtrees(roots, starts)
@@ -500,6 +522,7 @@ class GrammarAutomaton(Automaton):
         kept_nodes = bnodes[:n_b][keep]
         kept_end = np.cumsum(np.bincount(walk[keep], minlength=keys.shape[0]))
         self.shared_subtrees.add_batch(keys, tokens, t_end, kept_nodes, np.zeros_like(kept_nodes), kept_end)
+        return tokens[: int(t_end[-1])], kept_nodes, blexers[:n_b][keep]
 
     def _walk_subtrees(
         self,
