@@ -69,6 +69,7 @@ from structgen.automata.grammar.kernels import (
     hash_put_absent,
     hash_put_many,
     intern_rehash,
+    lexeme_start_state,
     lexer_intern,
     lexer_row,
     parser_transition,
@@ -81,6 +82,7 @@ from structgen.automata.grammar.reference import (
     hash_put_many_reference,
     hash_put_reference,
     intern_rehash_reference,
+    lexeme_start_state_reference,
     lexer_intern_reference,
     lexer_row_reference,
     parser_transition_reference,
@@ -328,13 +330,11 @@ def test_lexer_kernels_equal_references(name):
     rng = random.Random(name)
     todo = []
     for _ in range(6):
-        # A lexeme start state interned on both sides: the kernel's key, given to the twin.
-        terminals = tuple(sorted(rng.sample(range(num_t), min(num_t, 4))))
-        start = fast.start_state(terminals)
-        lo, hi = fast._store[LX_TABLE][start]
-        key = fast._store[LX_POOL][lo:hi]
-        slow._store[LX_BUF][: hi - lo] = key
-        assert run_lexer(slow, lexer_intern_reference, int(hi - lo)) == start
+        # A lexeme start state (ignored terminals and guards added) interned on both sides.
+        terms = np.array(sorted(rng.sample(range(num_t), min(num_t, 4))), dtype=np.int64)
+        start = run_lexer(fast, lexeme_start_state, terms, 0, terms.shape[0])
+        assert run_lexer(slow, lexeme_start_state_reference, terms, 0, terms.shape[0]) == start
+        assert fast.start_state(tuple(terms.tolist())) == start
         assert_same_lexer(fast, slow)
         todo.append(start)
     seen = set(todo)

@@ -796,6 +796,39 @@ def lexer_intern(lxs: tuple, lxd: tuple, n: int) -> int:  # pragma: no cover - n
 
 
 @numba.njit(cache=True)
+def lexeme_start_state(
+    lxs: tuple, lxd: tuple, terms: np.ndarray, t0: int, t1: int
+) -> int:  # pragma: no cover - numba
+    """The lexer state a lexeme starts in when the parser allows ``terms[t0:t1]`` (interned if new),
+    or ``GROW`` / ``TOO_MANY_STATES``.
+
+    The ignored terminals are alive too, and every terminal guarding an allowed one (guard-only
+    when the parser does not allow it itself; static arrays 10-12: each terminal's initial global
+    state, and the guards of each terminal).
+    """
+    ignored, initial, guard_start, guard_of = lxs[4], lxs[10], lxs[11], lxs[12]
+    buf = lxd[11]
+    kind = np.zeros(initial.shape[0], dtype=np.int8)  # 1: alive, 2: alive as a guard only
+    for t in range(initial.shape[0]):
+        if ignored[t]:
+            kind[t] = 1
+    for j in range(t0, t1):
+        kind[terms[j]] = 1
+    for j in range(t0, t1):
+        t = terms[j]
+        for k in range(guard_start[t], guard_start[t + 1]):
+            if kind[guard_of[k]] == 0:
+                kind[guard_of[k]] = 2
+    buf[0] = 1
+    n = 1
+    for t in range(initial.shape[0]):  # global states ascend with the terminal: a sorted key
+        if kind[t]:
+            buf[n] = (initial[t] << 1) | (kind[t] == 2)
+            n += 1
+    return lexer_intern(lxs, lxd, n)
+
+
+@numba.njit(cache=True)
 def lexer_row(lxs: tuple, lxd: tuple, state: int) -> int:  # pragma: no cover - numba
     """Compute the transition row of lexer state ``state``: ``0``, ``GROW`` or ``TOO_MANY_STATES``.
 
@@ -1108,9 +1141,10 @@ def walk_entries(
     ``def_node`` / ``def_lexer`` for the caller to cache; a key met for the first time is walked
     here and written to ``fresh`` (while there is room) for the caller to mark.
 
-    A missing lexer row is computed on the spot (:func:`lexer_row` on the lexer's ``lxs`` /
-    ``lxd``, whose ``trans`` and ``acc`` are ``lex_trans`` and ``lex_acc``) until the lexer's
-    arrays need to grow; from then on such rows are missing entries.
+    A missing lexer row, or the unknown lexeme start state of a terminal set, is computed on the
+    spot (:func:`lexer_row`, :func:`lexeme_start_state` on the lexer's ``lxs`` / ``lxd``, whose
+    ``trans`` and ``acc`` are ``lex_trans`` and ``lex_acc``) until the lexer's arrays need to
+    grow; from then on they are missing entries.
 
     Returns ``(pending, missing, deferred, fresh)``: the entries written to ``pend_*`` for the
     next pass, the missing table entries written to ``miss`` (``-1 - lexer_state`` for a missing
@@ -1119,7 +1153,7 @@ def walk_entries(
     store ran out of room (``counts[C_NEED]`` says which array to grow). The ``e_*`` (entries are
     appended), ``pend_*``, ``miss`` and ``def_*`` arrays must have room for one item per trie node.
     """
-    sets, tsets = st[1], st[11]
+    sets, tsets, tspool = st[1], st[11], st[12]
     lkeys, lvals, skeys, svals = tr[0], tr[1], tr[3], tr[4]
     recent_mask = recent_keys.shape[0] - 1
     sub_keys, sub_vals, sub_table, sub_tokens, sub_bnodes, sub_blexers = sub
@@ -1194,6 +1228,13 @@ def walk_entries(
                         continue
                 ts = sets[nxt_p, SET_TSET]
                 l0 = tsets[ts, TSET_LEX0]
+                if l0 == UNKNOWN_START and not lexer_full:
+                    l0 = lexeme_start_state(lxs, lxd, tspool, tsets[ts, TSET_T0], tsets[ts, TSET_T1])
+                    if l0 < 0:
+                        lexer_full = True
+                        l0 = UNKNOWN_START
+                    else:
+                        tsets[ts, TSET_LEX0] = l0
                 if l0 == UNKNOWN_START:
                     miss[n_miss] = ts
                     n_miss += 1

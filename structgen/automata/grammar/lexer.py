@@ -50,6 +50,7 @@ from structgen.automata.grammar.kernels import (
     LX_TRANS,
     TOO_MANY_STATES,
     intern_rehash,
+    lexeme_start_state,
     lexer_intern,
     lexer_row,
 )
@@ -129,8 +130,7 @@ class LazyLexer:
         sizes = [dfa.transitions.shape[0] for dfa in self.dfas]
         self._offset = np.zeros(num_t + 1, dtype=np.int64)
         self._offset[1:] = np.cumsum(sizes)
-        # Global initial state of each terminal, as Python ints: start_state runs once per parser set.
-        self._initial_global = [int(self._offset[t]) + dfa.initial for t, dfa in enumerate(self.dfas)]
+        initial = self._offset[:-1] + np.array([dfa.initial for dfa in self.dfas], dtype=np.int64)
         moved = [
             np.where(dfa.transitions >= 0, dfa.transitions + self._offset[t], DEAD)
             for t, dfa in enumerate(self.dfas)
@@ -152,6 +152,8 @@ class LazyLexer:
             live_start,
             live_byte.astype(np.int32),
             gtrans[live_state, live_byte].astype(np.int32),
+            initial,
+            *self._guards_by_terminal(num_t),
         )
         self._store: list[np.ndarray] = [
             np.zeros(5, dtype=np.int64),  # LX_COUNTS
@@ -171,6 +173,16 @@ class LazyLexer:
         ]
         self._start_by_terminals: dict[tuple[int, ...], int] = {}
         self._acc_sets: list[tuple[int, ...]] = []
+
+    def _guards_by_terminal(self, num_t: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(start, guard)``: the guards of terminal ``t`` are ``guard[start[t] : start[t + 1]]``."""
+        by_terminal: list[list[int]] = [[] for _ in range(num_t)]
+        for g, guarded in sorted(self.guards.items()):
+            for t in guarded:
+                by_terminal[t].append(g)
+        start = np.zeros(num_t + 1, dtype=np.int64)
+        np.cumsum([len(guards) for guards in by_terminal], out=start[1:])
+        return start, np.array([g for guards in by_terminal for g in guards], dtype=np.int32)
 
     # --- arrays the kernels read ----------------------------------------------------------------
 
@@ -233,24 +245,16 @@ class LazyLexer:
         """The lexeme start state for parser-allowed ``terminals``.
 
         Ignored terminals are added, and so is every terminal that guards one of ``terminals``
-        (as guard-only when the parser does not allow it).
+        (as guard-only when the parser does not allow it); see :func:`lexeme_start_state`.
         """
         key = tuple(terminals)
         cached = self._start_by_terminals.get(key)
         if cached is not None:
             return cached
-        allowed = set(key)
-        real = allowed | self.ignored
-        guard_only = {g for g, guarded in self.guards.items() if not guarded.isdisjoint(allowed)} - real
-        initial = self._initial_global
-        codes = [initial[t] << 1 for t in real]
-        codes += [(initial[g] << 1) | 1 for g in guard_only]
-        codes.sort()
+        terms = np.array(key, dtype=np.int64)
         while True:
-            buf = self._store[LX_BUF]
-            buf[0] = 1
-            buf[1 : 1 + len(codes)] = codes
-            state = self._check(lexer_intern(self._static, tuple(self._store), 1 + len(codes)))
+            found = lexeme_start_state(self._static, tuple(self._store), terms, 0, terms.shape[0])
+            state = self._check(found)
             if state != GROW:
                 break
             self._grow()

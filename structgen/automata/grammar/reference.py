@@ -695,6 +695,18 @@ def lexer_intern_reference(lxs: tuple, lxd: tuple, n: int) -> int:
     return s
 
 
+def lexeme_start_state_reference(lxs: tuple, lxd: tuple, terms: np.ndarray, t0: int, t1: int) -> int:
+    """Plain-Python :func:`~.kernels.lexeme_start_state`."""
+    ignored, initial, guard_start, guard_of = lxs[4], lxs[10], lxs[11], lxs[12]
+    allowed = set(terms[t0:t1].tolist())
+    alive = allowed | {t for t in range(initial.shape[0]) if ignored[t]}
+    guards = {int(g) for t in allowed for g in guard_of[guard_start[t] : guard_start[t + 1]]} - alive
+    codes = [int(initial[t]) << 1 for t in alive] + [(int(initial[g]) << 1) | 1 for g in guards]
+    key = [1, *sorted(codes)]
+    lxd[LX_BUF][: len(key)] = key
+    return lexer_intern_reference(lxs, lxd, len(key))
+
+
 def lexer_row_reference(lxs: tuple, lxd: tuple, state: int) -> int:
     """Plain-Python :func:`~.kernels.lexer_row`: each byte's successor codes, interned."""
     gtrans = lxs[0]
@@ -900,6 +912,7 @@ def walk_entries_reference(
 
     def step(p: int, lx: int, b: int) -> tuple[int, int] | int | None:
         """Next ``(parser, lexer)``; ``None`` if refused or pending; an int: the missing entry."""
+        nonlocal lexer_full
         nl = lexer_step(lx, b)
         if nl >= 0:
             return p, nl
@@ -928,6 +941,14 @@ def walk_entries_reference(
             p = nxt
         ts = int(sets[p, SET_TSET])
         l0 = int(tsets[ts, TSET_LEX0])
+        if l0 == UNKNOWN_START and not lexer_full:
+            t0, t1 = int(tsets[ts, TSET_T0]), int(tsets[ts, TSET_T1])
+            l0 = lexeme_start_state_reference(lxs, lxd, st[ST_TSPOOL], t0, t1)
+            lexer_full = l0 < 0
+            if lexer_full:
+                l0 = UNKNOWN_START
+            else:
+                tsets[ts, TSET_LEX0] = l0
         if l0 == UNKNOWN_START:
             return ts
         nl = lexer_step(l0, b)
