@@ -907,6 +907,22 @@ def lexer_row(lxs: tuple, lxd: tuple, state: int) -> int:  # pragma: no cover - 
 
 
 @numba.njit(cache=True, inline="always")
+def _set_bits(out: np.ndarray, ids: np.ndarray, lo: int, hi: int) -> None:  # pragma: no cover - numba
+    """Set the bits of the tokens ``ids[lo:hi]`` in the uint32 mask ``out``."""
+    for k in range(lo, hi):
+        t = ids[k]
+        out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+
+
+@numba.njit(cache=True, inline="always")
+def _defer(def_node: np.ndarray, def_lexer: np.ndarray, n: int, i: int, nl: int) -> int:  # pragma: no cover
+    """The subtree of node ``i`` (lexer state ``nl`` after its byte) goes to the caller to cache."""
+    def_node[n] = i
+    def_lexer[n] = nl
+    return n + 1
+
+
+@numba.njit(cache=True, inline="always")
 def _keep(t: int, as_mask: bool, out: np.ndarray, tokens: np.ndarray, n_t: int) -> int:  # pragma: no cover
     """Token ``t`` stays inside the lexeme: set its bit in ``out``, or append it to ``tokens``."""
     if as_mask:
@@ -1042,27 +1058,21 @@ def subtree_walks(
                 if cls >= 0:
                     entry = hash_get(sh_keys, sh_vals, i * LEX_STRIDE + cls)
                     if entry >= 0:
-                        for j in range(sh_table[entry, 0], sh_table[entry, 1]):
-                            t = sh_tokens[j]
-                            out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+                        _set_bits(out, sh_tokens, sh_table[entry, 0], sh_table[entry, 1])
                         final = shared_final[term_of[member >> 1]]
                         for j in range(sh_table[entry, 2], sh_table[entry, 3]):
                             bnodes[n_b] = sh_bnodes[j]
                             blex[n_b] = final
                             n_b += 1
                     else:
-                        def_node[n_def] = i
-                        def_lexer[n_def] = nl
-                        n_def += 1
+                        n_def = _defer(def_node, def_lexer, n_def, i, nl)
                     i = node_skip[i]
                     continue
             if as_mask and node_skip[i] - i > min_subtree:
                 key = i * LEX_STRIDE + nl
                 entry = hash_get(sub_keys, sub_vals, key)
                 if entry >= 0:
-                    for j in range(sub_table[entry, 0], sub_table[entry, 1]):
-                        t = sub_tokens[j]
-                        out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+                    _set_bits(out, sub_tokens, sub_table[entry, 0], sub_table[entry, 1])
                     for j in range(sub_table[entry, 2], sub_table[entry, 3]):
                         bnodes[n_b] = sub_bnodes[j]
                         blex[n_b] = sub_blexers[j]
@@ -1070,9 +1080,7 @@ def subtree_walks(
                     i = node_skip[i]
                     continue
                 if entry == SEEN:
-                    def_node[n_def] = i
-                    def_lexer[n_def] = nl
-                    n_def += 1
+                    n_def = _defer(def_node, def_lexer, n_def, i, nl)
                     i = node_skip[i]
                     continue
                 fresh[n_fresh] = key
@@ -1085,6 +1093,17 @@ def subtree_walks(
             i = roots[k] + 1
     _save(resume, k, i, n_t, n_b, n_def, n_fresh)
     return DONE, 0
+
+
+@numba.njit(cache=True, inline="always")
+def _pend(
+    node: np.ndarray, parser: np.ndarray, lexer: np.ndarray, n: int, i: int, p: int, lx: int
+) -> int:  # pragma: no cover - numba
+    """Node ``i`` (its parent's state ``(p, lx)``) waits for the next pass: appended at ``n``."""
+    node[n] = i
+    parser[n] = p
+    lexer[n] = lx
+    return n + 1
 
 
 @numba.njit(cache=True)
@@ -1185,10 +1204,7 @@ def walk_entries(
                 if nl == -2:
                     miss[n_miss] = -1 - lx
                     n_miss += 1
-                    pend_node[n_pend] = i
-                    pend_parser[n_pend] = p
-                    pend_lexer[n_pend] = lx
-                    n_pend += 1
+                    n_pend = _pend(pend_node, pend_parser, pend_lexer, n_pend, i, p, lx)
                     i = node_skip[i]
                     continue
                 if nl == -3:  # blocked: only guard-only terminals read this byte
@@ -1220,10 +1236,7 @@ def walk_entries(
                             recent_next[slot] = nxt_p
                     if nxt_p < 0:
                         if nxt_p == GROW:
-                            pend_node[n_pend] = i
-                            pend_parser[n_pend] = p
-                            pend_lexer[n_pend] = lx
-                            n_pend += 1
+                            n_pend = _pend(pend_node, pend_parser, pend_lexer, n_pend, i, p, lx)
                         i = node_skip[i]
                         continue
                 ts = sets[nxt_p, SET_TSET]
@@ -1238,10 +1251,7 @@ def walk_entries(
                 if l0 == UNKNOWN_START:
                     miss[n_miss] = ts
                     n_miss += 1
-                    pend_node[n_pend] = i
-                    pend_parser[n_pend] = p
-                    pend_lexer[n_pend] = lx
-                    n_pend += 1
+                    n_pend = _pend(pend_node, pend_parser, pend_lexer, n_pend, i, p, lx)
                     i = node_skip[i]
                     continue
                 nl = lex_trans[l0, b]
@@ -1252,10 +1262,7 @@ def walk_entries(
                     if nl == -2:
                         miss[n_miss] = -1 - l0
                         n_miss += 1
-                        pend_node[n_pend] = i
-                        pend_parser[n_pend] = p
-                        pend_lexer[n_pend] = lx
-                        n_pend += 1
+                        n_pend = _pend(pend_node, pend_parser, pend_lexer, n_pend, i, p, lx)
                     i = node_skip[i]
                     continue
             stack_p[d] = nxt_p
@@ -1264,23 +1271,17 @@ def walk_entries(
             if t >= 0:
                 out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
             elif t == SEVERAL_TOKENS:
-                for k in range(token_start[i], token_start[i + 1]):
-                    t = token_ids[k]
-                    out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+                _set_bits(out, token_ids, token_start[i], token_start[i + 1])
             if (node_classes[i] & ~loops[nl]) == 0:
                 # Every byte below leads back to this lexer state: no lexeme ends in the subtree.
-                for k in range(token_start[i + 1], token_start[node_skip[i]]):
-                    t = token_ids[k]
-                    out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+                _set_bits(out, token_ids, token_start[i + 1], token_start[node_skip[i]])
                 i = node_skip[i]
                 continue
             if started and node_skip[i] - i > min_subtree:
                 key = i * LEX_STRIDE + nl
                 entry = hash_get(sub_keys, sub_vals, key)
                 if entry >= 0:
-                    for k in range(sub_table[entry, 0], sub_table[entry, 1]):
-                        t = sub_tokens[k]
-                        out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+                    _set_bits(out, sub_tokens, sub_table[entry, 0], sub_table[entry, 1])
                     for k in range(sub_table[entry, 2], sub_table[entry, 3]):
                         e_node[n_entries] = sub_bnodes[k]
                         e_parser[n_entries] = nxt_p
@@ -1289,13 +1290,8 @@ def walk_entries(
                     i = node_skip[i]
                     continue
                 if entry == SEEN:
-                    def_node[n_def] = i
-                    def_lexer[n_def] = nl
-                    n_def += 1
-                    pend_node[n_pend] = i
-                    pend_parser[n_pend] = p
-                    pend_lexer[n_pend] = lx
-                    n_pend += 1
+                    n_def = _defer(def_node, def_lexer, n_def, i, nl)
+                    n_pend = _pend(pend_node, pend_parser, pend_lexer, n_pend, i, p, lx)
                     i = node_skip[i]
                     continue
                 if n_fresh < fresh.shape[0]:  # met for the first time: walked here
