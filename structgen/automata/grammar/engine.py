@@ -60,6 +60,7 @@ from structgen.automata.grammar.kernels import (
     DONE,
     LEX_STRIDE,
     UNKNOWN_START,
+    set_token_bits,
     subtree_walks,
     walk_entries,
 )
@@ -445,9 +446,7 @@ class GrammarAutomaton(Automaton):
             tokens, more_nodes, more_lexers = self._cache_deferred(
                 scratch.d_node[:n_def].copy(), scratch.d_lexer[:n_def].copy()
             )
-            allowed = np.zeros(self._words * 32, dtype=np.bool_)
-            allowed[tokens] = True
-            inside |= np.packbits(allowed, bitorder="little").view(np.uint32)
+            set_token_bits(inside, tokens)
             # In trie order, as the walk would have found them: boundary walks then read the trie
             # sequentially.
             order = np.argsort(np.concatenate([bnodes, more_nodes]), kind="stable")

@@ -922,6 +922,12 @@ def _defer(def_node: np.ndarray, def_lexer: np.ndarray, n: int, i: int, nl: int)
     return n + 1
 
 
+@numba.njit(cache=True)
+def set_token_bits(out: np.ndarray, tokens: np.ndarray) -> None:  # pragma: no cover - numba
+    """Set the bits of ``tokens`` in the uint32 mask ``out``."""
+    _set_bits(out, tokens, 0, tokens.shape[0])
+
+
 @numba.njit(cache=True, inline="always")
 def _keep(t: int, as_mask: bool, out: np.ndarray, tokens: np.ndarray, n_t: int) -> int:  # pragma: no cover
     """Token ``t`` stays inside the lexeme: set its bit in ``out``, or append it to ``tokens``."""
