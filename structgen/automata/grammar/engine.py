@@ -231,6 +231,7 @@ class GrammarAutomaton(Automaton):
                 continue  # never in the accepting state's class: no state of it can end a lexeme shared
             self._class_of[offsets[t] : offsets[t + 1]] = np.where(same >= 0, base + same, -1)
             self._shared_final[t] = self.lexer.singleton_state(t, int(final[0]))
+        self._no_shared = bool((self._shared_final < 0).all())
 
     # --- tables ---------------------------------------------------------------------------------
 
@@ -503,6 +504,8 @@ class GrammarAutomaton(Automaton):
 
     def _shared_classes(self, lexers: np.ndarray) -> np.ndarray:
         """The shared class of each lexer state (-1: none): one terminal alive, in a shared state."""
+        if self._no_shared:
+            return np.full(lexers.shape[0], -1, dtype=np.int64)
         member = self.lexer.single_members(lexers)
         return np.where(member >= 0, self._class_of[np.maximum(member, 0)], -1)
 
