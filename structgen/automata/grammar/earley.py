@@ -259,11 +259,13 @@ def analyze_grammar(grammar: ContextFreeGrammar) -> GrammarTables:
 class EarleyParser:
     """Earley sets of one grammar, built and interned on integer arrays by numba kernels.
 
-    A set is an integer id; set ``0`` is the set before any input. A set holds its *explicit*
-    items, ``(item, origin set)`` with an older origin, sorted by the symbol after the dot, and
-    a shared *prediction group* (the items predicted from the nonterminals after its dots, all of
-    origin the set itself, interned by those nonterminals). Two scans producing the same kernel
-    (the scanned items with their origins) produce the same set. Each set also names its
+    A set is an integer id; set ``0`` is the set before any input. A set holds its *explicit* items,
+    ``(item, origin set)`` with an older origin, sorted by the symbol after the dot, and a shared
+    *prediction group* (the items predicted from the nonterminals after its dots, all of origin the
+    set itself, interned by those nonterminals). Two scans producing the same kernel (the scanned
+    items with their origins) produce the same set. Origins move down right recursions whose
+    completion is deterministic (Leo), and a closure with the same items as the set its first kernel
+    item comes from is that set: a run of unary operators stays in one set. Each set also names its
     *terminal set* (the terminals it expects, interned), which carries the lexeme start state the
     engine computes for it. The arrays are grown by :meth:`grow` when a kernel asks (``GROW``).
 
