@@ -231,7 +231,6 @@ class GrammarAutomaton(Automaton):
                 continue  # never in the accepting state's class: no state of it can end a lexeme shared
             self._class_of[offsets[t] : offsets[t + 1]] = np.where(same >= 0, base + same, -1)
             self._shared_final[t] = self.lexer.singleton_state(t, int(final[0]))
-        self._no_shared = bool((self._shared_final < 0).all())
 
     # --- tables ---------------------------------------------------------------------------------
 
@@ -450,8 +449,9 @@ class GrammarAutomaton(Automaton):
             set_token_bits(inside, tokens)
             # In trie order, as the walk would have found them: boundary walks then read the trie
             # sequentially.
-            order = np.argsort(np.concatenate([bnodes, more_nodes]), kind="stable")
-            bnodes = np.concatenate([bnodes, more_nodes])[order]
+            bnodes = np.concatenate([bnodes, more_nodes])
+            order = np.argsort(bnodes, kind="stable")
+            bnodes = bnodes[order]
             blexers = np.concatenate([blexers, more_lexers])[order]
         self.subtrees.mark_seen(fresh)
         info = (inside, bnodes, blexers)
@@ -504,8 +504,6 @@ class GrammarAutomaton(Automaton):
 
     def _shared_classes(self, lexers: np.ndarray) -> np.ndarray:
         """The shared class of each lexer state (-1: none): one terminal alive, in a shared state."""
-        if self._no_shared:
-            return np.full(lexers.shape[0], -1, dtype=np.int64)
         member = self.lexer.single_members(lexers)
         return np.where(member >= 0, self._class_of[np.maximum(member, 0)], -1)
 

@@ -335,18 +335,26 @@ def _terminal_set_of(st: tuple, n_terms: int) -> int:  # pragma: no cover - numb
 
 
 @numba.njit(cache=True, inline="always")
-def _push(
-    code: int, hs_keys: np.ndarray, hs_gen: np.ndarray, gen: int, work: np.ndarray, top: int
-) -> int:  # pragma: no cover - numba
-    """Push the pair ``code`` on the work stack unless seen in this closure; the new stack top."""
+def _mark(code: int, hs_keys: np.ndarray, hs_gen: np.ndarray, gen: int) -> bool:  # pragma: no cover
+    """Add ``code`` to the hash set of generation ``gen``; whether it was absent."""
     mask = hs_keys.shape[0] - 1
     i = _slot(code, mask)
     while hs_gen[i] == gen:
         if hs_keys[i] == code:
-            return top
+            return False
         i = (i + 1) & mask
     hs_gen[i] = gen
     hs_keys[i] = code
+    return True
+
+
+@numba.njit(cache=True, inline="always")
+def _push(
+    code: int, hs_keys: np.ndarray, hs_gen: np.ndarray, gen: int, work: np.ndarray, top: int
+) -> int:  # pragma: no cover - numba
+    """Push the pair ``code`` on the work stack unless seen in this closure; the new stack top."""
+    if not _mark(code, hs_keys, hs_gen, gen):
+        return top
     work[top] = code
     return top + 1
 
@@ -400,20 +408,10 @@ def _same_as_set(st: tuple, c: int, n_ex: int, g: int, accepting: bool) -> bool:
         return False
     counts[C_GEN] += 1
     gen = counts[C_GEN]
-    mask = hs_keys.shape[0] - 1
     for k in range(lo, hi):
-        code = (np.int64(e_item[k]) << ORIGIN_BITS) | e_origin[k]
-        i = _slot(code, mask)
-        while hs_gen[i] == gen:
-            i = (i + 1) & mask
-        hs_gen[i] = gen
-        hs_keys[i] = code
-    for k in range(n_ex):
-        code = (np.int64(ex_item[k]) << ORIGIN_BITS) | ex_origin[k]
-        i = _slot(code, mask)
-        while hs_gen[i] == gen and hs_keys[i] != code:
-            i = (i + 1) & mask
-        if hs_gen[i] != gen:
+        _mark((np.int64(e_item[k]) << ORIGIN_BITS) | e_origin[k], hs_keys, hs_gen, gen)
+    for k in range(n_ex):  # the items of both are distinct: equal counts, and none new
+        if _mark((np.int64(ex_item[k]) << ORIGIN_BITS) | ex_origin[k], hs_keys, hs_gen, gen):
             return False
     return True
 
