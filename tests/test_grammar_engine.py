@@ -18,6 +18,8 @@ from structgen.automata.grammar.earley import EarleyParser, analyze_grammar
 from structgen.automata.grammar.engine import terminal_byte_dfa
 from structgen.automata.grammar.kernels import (
     DONE,
+    LX_PROJ,
+    UNKNOWN_PROJECTION,
     IntHashMap,
     hash_get,
     subtree_walks,
@@ -27,6 +29,7 @@ from structgen.automata.grammar.lexer import BLOCKED, DEAD
 from structgen.automata.grammar.reference import (
     ReferenceRecognizer,
     hash_get_reference,
+    lexer_projection_reference,
     subtree_walks_reference,
     walk_entries_reference,
 )
@@ -550,13 +553,16 @@ def _run_subtree_walks(kernel, automaton, roots, lexers, out, tokens, size):
     stack = np.zeros(trie.max_depth + 2, dtype=np.int64)
     resume = np.array([0, roots[0] + 1, 0, 0, 0, 0], dtype=np.int64)
     unused = np.zeros(0, dtype=np.int64)
+    depth = np.zeros(trie.max_depth + 2, dtype=np.int64)
+    lock = (depth, depth.copy(), np.zeros(trie.num_nodes, np.int32), np.zeros(trie.num_nodes, np.int32))
     while True:
         status, need = kernel(
             trie.node_byte, trie.node_depth, trie.node_skip, trie.token_start, trie.token_ids,
             trie.node_token, trie.node_classes, lexer.trans, roots, lexers, out, tokens, t_end, bnodes,
             blexers, b_end,
             stack, resume, 1 << 30, SubtreeCache().arrays(), unused, unused, unused, 1 << 30,
-            automaton._class_of, automaton._shared_final, SubtreeCache().arrays(), *lexer.kernel_arrays(),
+            automaton._class_of, automaton._shared_final, SubtreeCache().arrays(), lock,
+            *lexer.kernel_arrays(),
         )  # fmt: skip
         if status == DONE:
             return t_end, b_end, bnodes, blexers
@@ -597,6 +603,63 @@ def test_subtree_walks_batched_lists_what_single_mask_walks_find(kernel):
         assert blexers[b0 : b_end[k]].tolist() == one[3][:n_b].tolist()
         t0, b0 = int(t_end[k]), int(b_end[k])
     assert t0 > 0 and b0 > 0
+
+
+def _lexer_states_along(automaton: GrammarAutomaton, text: bytes) -> list[int]:
+    states = []
+    state = automaton.initial_state()
+    for byte in text:
+        state = automaton._step(state, byte)
+        states.append(state[1])
+    return states
+
+
+def test_identifier_states_project_onto_the_identifier_alone():
+    # "SELECT c": NAME with the keywords starting with c walks like NAME alone; a keyword the
+    # parser allows next to a reserved-word NAME (guard-only) does not (NAME blocks its bytes).
+    a = compile_grammar("sql", VOCAB, cache=False).automaton
+    lexer = a.lexer
+    names = a.tables.terminal_names
+    after_c = a.advance_bytes(a.initial_state(), b"SELECT c")[1]
+    single = lexer.projection(after_c)
+    assert len(lexer.state_terminals(after_c)) > 2
+    assert [(names[t], g) for t, _, g in lexer.state_terminals(single)] == [("NAME", False)]
+    glued = a.advance_bytes(a.initial_state(), b"SELECT a FROM t GROUP BY a HAV")[1]
+    assert [(names[t], g) for t, _, g in lexer.state_terminals(glued)] == [("NAME", True), ("HAVING", False)]
+    assert lexer.projection(glued) == -1
+    assert lexer.projection(single) == -1  # a singleton is its own
+    lxs, lxd = lexer.kernel_arrays()
+    for state in range(lexer.num_states):
+        expected = lexer.projection(state)
+        lxd = lexer.kernel_arrays()[1]
+        lxd[LX_PROJ][state] = UNKNOWN_PROJECTION
+        assert lexer_projection_reference(lxs, lxd, state) == expected
+
+
+@pytest.mark.parametrize("name", ["sql", "python"])
+def test_projected_lexeme_walks_equal_full_walks(name):
+    # The lexeme part of a state with a projection is its projection's with the keywords'
+    # boundaries patched: the same as walking the state itself, at the root and below nodes.
+    text = GRAMMAR_SAMPLES[name]
+    fast = compile_grammar(name, VOCAB, cache=False).automaton
+    fast.min_cached_subtree = 1
+    projected = [lx for lx in _lexer_states_along(fast, text) if fast.lexer.projection(lx) >= 0]
+    assert len(projected) >= 3
+    for lx in projected:
+        by_projection = fast.lexeme_info(lx)
+        walked = fast._walk_lexeme(lx)
+        for got, want in zip(by_projection, walked, strict=True):
+            assert np.array_equal(got, want)
+    # Masks whose walks take subtree cache entries from projections: at first sight (the
+    # projection's entry listed at once), then from derived entries.
+    lg = load_lark(grammars.load(name), name=name)
+    ref = reference_for(fast, lg.guards)
+    for _ in range(3):
+        fast._mask_cache.clear()
+        for cut in range(len(text) + 1):
+            state = fast.advance_bytes(fast.initial_state(), text[:cut])
+            rstate = ref.feed_bytes(ref.initial, text[:cut])
+            assert engine_mask(fast, state) == ref.allowed_tokens(rstate, VOCAB), text[:cut]
 
 
 def test_subtree_cache_bound_keeps_masks_exact():

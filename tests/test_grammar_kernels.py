@@ -302,7 +302,7 @@ def run_lexer(lexer: LazyLexer, kernel, *args) -> int:
         result = int(kernel(lexer._static, tuple(lexer._store), *args))
         if result != GROW:
             return result
-        lexer._grow()
+        lexer.grow()
 
 
 def assert_same_lexer(fast: LazyLexer, slow: LazyLexer) -> None:

@@ -22,6 +22,14 @@ Architecture (llguidance's, in Python + numba):
   subtree entries a walk needs but that do not exist yet are reported and provided here; a
   boundary walk then walks the subtrees that needed them again, a lexeme walk takes the skipped
   subtrees from the lists made for the caches. Whole masks are cached per ``(earley_set, lexer_state)``.
+* Identifiers and keywords: with reserved keywords, every context has its own lexer states for an
+  identifier in progress (the keywords it may still become differ), yet all of them take the
+  same bytes as the identifier alone. Such a state's *projection*
+  (:func:`~structgen.automata.grammar.kernels.lexer_projection`) is that identifier-only state:
+  its lexeme walk, and its subtree cache entries, are the projection's with the boundaries along
+  the keywords' spellings patched (:func:`~structgen.automata.grammar.kernels.lockstep_patches`
+  visits only the nodes where the two states differ). The projection's entries serve every
+  context, so they are cached at first sight.
 * Why Earley and not LALR: the JSON Schema compiler emits ambiguous grammars (overlapping
   ``anyOf`` branches, several terminals matching one lexeme), and a mask needs the parser only at
   lexeme ends, through memoized transitions, so the general parser costs little where it matters.
@@ -58,8 +66,10 @@ from structgen.automata.cfg import ContextFreeGrammar, Terminal
 from structgen.automata.grammar.earley import EarleyParser, analyze_grammar
 from structgen.automata.grammar.kernels import (
     DONE,
+    GROW,
     LEX_STRIDE,
     UNKNOWN_START,
+    lockstep_patches,
     set_token_bits,
     subtree_walks,
     walk_entries,
@@ -431,6 +441,32 @@ class GrammarAutomaton(Automaton):
         if info is not None:
             self._lexeme_cache.move_to_end(lx)
             return info
+        single = self.lexer.projection(lx)
+        info = self._projected_info(lx, single) if single >= 0 else None
+        if info is None:
+            info = self._walk_lexeme(lx)
+        self._lexeme_cache[lx] = info
+        if len(self._lexeme_cache) > self._lexeme_cache_size:
+            self._lexeme_cache.popitem(last=False)
+        return info
+
+    def _projected_info(self, lx: int, single: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The lexeme info of ``lx`` from that of its projection ``single`` (see
+        :func:`~.kernels.lexer_projection`), or ``None`` if ``lx`` does not walk like it."""
+        inside, bnodes, blexers = self.lexeme_info(single)
+        n = self._lockstep(0, lx, single)
+        patch_nodes, patch_lexers = _scratch(self.trie).lock[2:]
+        at = np.searchsorted(bnodes, patch_nodes[:n]) if n > 0 else np.zeros(0, dtype=np.int64)
+        # Every patched boundary is one of the projection's (unless a shared entry left it out).
+        if n < 0 or (n and (at[-1] >= bnodes.shape[0] or (bnodes[at] != patch_nodes[:n]).any())):
+            self.lexer.forget_projection(lx)
+            return None
+        patched = blexers.copy()
+        patched[at] = patch_lexers[:n]
+        return inside, bnodes, patched
+
+    def _walk_lexeme(self, lx: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The lexeme info of ``lx`` (see :meth:`lexeme_info`) from a walk of the whole trie."""
         scratch = _scratch(self.trie)
         inside = np.zeros(self._words, dtype=np.uint32)
         lexers = np.array([lx], dtype=np.int32)
@@ -454,11 +490,7 @@ class GrammarAutomaton(Automaton):
             bnodes = bnodes[order]
             blexers = np.concatenate([blexers, more_lexers])[order]
         self.subtrees.mark_seen(fresh)
-        info = (inside, bnodes, blexers)
-        self._lexeme_cache[lx] = info
-        if len(self._lexeme_cache) > self._lexeme_cache_size:
-            self._lexeme_cache.popitem(last=False)
-        return info
+        return inside, bnodes, blexers
 
     def _cache_deferred(self, nodes: np.ndarray, lexers: np.ndarray) -> tuple[np.ndarray, ...]:
         """Cache the subtrees a lexeme walk deferred: those of a shared class in the shared cache.
@@ -480,15 +512,54 @@ class GrammarAutomaton(Automaton):
     def _cache_subtrees(self, nodes: np.ndarray, lexers: np.ndarray) -> tuple[np.ndarray, ...]:
         """Put the lexeme parts of the subtrees ``(nodes[k], lexers[k])`` in the subtree cache.
 
+        A lexer state with a projection (:func:`~.kernels.lexer_projection`: an identifier with
+        keywords) gets its projection's entry with the keywords' boundaries patched: the
+        projection's entry is listed first when missing, once for all the states that share it.
         Returns the parts of the distinct pairs: ``(tokens, boundary_nodes, boundary_lexers)``.
         """
         keys = np.unique(nodes.astype(np.int64) * LEX_STRIDE + lexers)
+        roots = (keys // LEX_STRIDE).astype(np.int32)
+        starts = (keys % LEX_STRIDE).astype(np.int32)
+        singles = self.lexer.projections(starts)
+        shared = singles >= 0
+        if shared.any():
+            index = self.subtrees.index
+            single_keys = np.unique(roots[shared].astype(np.int64) * LEX_STRIDE + singles[shared])
+            missing = single_keys[[index.get(int(key)) < 0 for key in single_keys.tolist()]]
+            if missing.shape[0]:
+                self._add_listings(missing)
+        return self._add_listings(keys)
+
+    def _add_listings(self, keys: np.ndarray) -> tuple[np.ndarray, ...]:
+        """List the subtrees of the sorted ``keys`` and add them to the subtree cache; returns
+        their parts ``(tokens, boundary_nodes, boundary_lexers)``."""
         roots = (keys // LEX_STRIDE).astype(np.int32)
         starts = (keys % LEX_STRIDE).astype(np.int32)
         tokens, t_end, bnodes, blexers, b_end = self._list_subtrees(roots, starts)
         self.subtrees.add_batch(keys, tokens, t_end, bnodes, blexers, b_end)
         n_t, n_b = int(t_end[-1]), int(b_end[-1])
         return tokens[:n_t], bnodes[:n_b], blexers[:n_b]
+
+    def _lockstep(self, root: int, lx: int, single: int) -> int:
+        """:func:`~.kernels.lockstep_patches` of ``(root, lx)`` and its projection ``single``,
+        growing the lexer when it asks; the patches are in the scratch ``lock`` arrays."""
+        trie, lexer = self.trie, self.lexer
+        lock = _scratch(trie).lock
+        while True:
+            n = lockstep_patches(
+                trie.node_byte,
+                trie.node_depth,
+                trie.node_skip,
+                lexer.trans,
+                root,
+                lx,
+                single,
+                lock,
+                *lexer.kernel_arrays(),
+            )
+            if n != GROW:
+                return lexer.check(n)
+            lexer.grow()
 
     def _list_subtrees(self, roots: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, ...]:
         """The lexeme parts of subtrees as lists: ``(tokens, t_end, bnodes, blexers, b_end)``."""
@@ -575,6 +646,7 @@ class GrammarAutomaton(Automaton):
                 self._class_of,
                 self._shared_final,
                 self.shared_subtrees.arrays(),
+                sc.lock,
                 *lexer.kernel_arrays(),
             )
             if status == DONE:
@@ -640,6 +712,7 @@ class GrammarAutomaton(Automaton):
                 sc.fresh,
                 sc.recent_keys,
                 sc.recent_next,
+                sc.lock,
                 *lexer.kernel_arrays(),
             )
             if n_fresh:
@@ -682,6 +755,13 @@ class _Scratch:
         self.recent_next = np.zeros(2048, dtype=np.int64)
         self.stack_p = np.zeros(trie.max_depth + 2, dtype=np.int64)
         self.stack_l = np.zeros(trie.max_depth + 2, dtype=np.int64)
+        # lockstep_patches' stacks and the boundaries it patches.
+        self.lock = (
+            np.zeros(trie.max_depth + 2, dtype=np.int64),
+            np.zeros(trie.max_depth + 2, dtype=np.int64),
+            np.zeros(n, dtype=np.int32),
+            np.zeros(n, dtype=np.int32),
+        )
 
 
 # Arguments of subtree_walks: the walk of the whole trie, and the outputs a walk does not use.

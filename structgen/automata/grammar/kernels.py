@@ -690,6 +690,14 @@ LX_ACC_TABLE, LX_ACC_POOL, LX_ACC_SLOTS, LX_ACC_IGNORE, LX_BUF, LX_ROW = 7, 8, 9
 # the state, with CHARS_CLASS when every member loops over well-formed UTF-8 characters (lexer
 # static array 6); 0 until the row is computed. A trie subtree with only those below stays inside.
 LX_LOOPS = 13
+# Per state: its projection (see lexer_projection), NO_PROJECTION, or UNKNOWN_PROJECTION until asked.
+LX_PROJ = 14
+NO_PROJECTION = -1
+UNKNOWN_PROJECTION = -2
+# lockstep_patches: the two states do not read the same bytes.
+NOT_PROJECTED = -1
+_WITHIN_LIMIT = 4096  # reads_within gives up (no projection) past this many state pairs
+NO_ENTRY = -2  # _projected_entry: the projection has no subtree cache entry yet
 # counts[...] of the lexer store.
 L_STATES, L_POOL, L_ACCS, L_ACC_POOL, L_NEED = 0, 1, 2, 3, 4
 TOO_MANY_STATES = -5
@@ -771,7 +779,8 @@ def lexer_intern(lxs: tuple, lxd: tuple, n: int) -> int:  # pragma: no cover - n
     s = counts[L_STATES]
     if s >= max_states:
         return TOO_MANY_STATES
-    if s >= table.shape[0] or s >= trans.shape[0] or s >= acc.shape[0] or s >= has_exit.shape[0]:
+    proj = lxd[LX_PROJ]
+    if s >= min(table.shape[0], trans.shape[0], acc.shape[0], has_exit.shape[0], proj.shape[0]):
         return _lexer_grow(counts, LX_TABLE)
     if 2 * (s + 1) > slots.shape[0]:
         return _lexer_grow(counts, LX_SLOTS)
@@ -787,6 +796,7 @@ def lexer_intern(lxs: tuple, lxd: tuple, n: int) -> int:  # pragma: no cover - n
     trans[s, :] = -2
     acc[s] = accepted
     has_exit[s] = False
+    proj[s] = UNKNOWN_PROJECTION
     slots[-1 - found] = s
     counts[L_POOL] = p0 + n
     counts[L_STATES] = s + 1
@@ -901,6 +911,187 @@ def lexer_row(lxs: tuple, lxd: tuple, state: int) -> int:  # pragma: no cover - 
     return 0
 
 
+@numba.njit(cache=True)
+def reads_within(lxs: tuple, a: int, b: int, limit: int) -> bool:  # pragma: no cover - numba
+    """Whether global DFA state ``b`` reads every byte string that global DFA state ``a`` reads.
+
+    A search of the state pairs both reach (``False`` past ``limit`` pairs).
+    """
+    gtrans, live_start, live_byte, live_next = lxs[0], lxs[7], lxs[8], lxs[9]
+    seen = {(np.int64(a) << 32) | b}
+    todo = [(np.int64(a) << 32) | b]
+    while todo:
+        pair = todo.pop()
+        x, y = pair >> 32, pair & 0xFFFFFFFF
+        for j in range(live_start[x], live_start[x + 1]):
+            ny = gtrans[y, live_byte[j]]
+            if ny < 0:
+                return False
+            nxt = (np.int64(live_next[j]) << 32) | ny
+            if nxt not in seen:
+                if len(seen) >= limit:
+                    return False
+                seen.add(nxt)
+                todo.append(nxt)
+    return True
+
+
+@numba.njit(cache=True)
+def lexer_projection(lxs: tuple, lxd: tuple, state: int) -> int:  # pragma: no cover - numba
+    """The state that walks the token trie like ``state`` except along its keywords, or ``-1``.
+
+    That is the singleton state of a regular (not guard-only) member ``g`` that guards every
+    other member and reads, from its DFA state, every byte string they read from theirs: an
+    identifier in progress, with the keywords it may still become. Both states then take the same
+    bytes, so the trie walks differ only in the lexer states along the keywords
+    (:func:`lockstep_patches` finds those), and the walks of the identifier in every context
+    share cache entries. Memoized in ``lxd[LX_PROJ]``; ``GROW`` / ``TOO_MANY_STATES`` (not
+    memoized) when the singleton state is new and the lexer has no room for it.
+    """
+    proj = lxd[LX_PROJ]
+    known = proj[state]
+    if known != UNKNOWN_PROJECTION:
+        return known
+    table, pool, buf = lxd[LX_TABLE], lxd[LX_POOL], lxd[LX_BUF]
+    g_terminal, guard_start, guard_of = lxs[2], lxs[11], lxs[12]
+    lo = table[state, 0] + 1
+    hi = table[state, 1]
+    found = -1
+    if hi - lo >= 2:
+        for k in range(lo, hi):
+            if pool[k] & 1:
+                continue
+            g = g_terminal[pool[k] >> 1]
+            guards_all = True
+            for m in range(lo, hi):
+                if m == k:
+                    continue
+                t = g_terminal[pool[m] >> 1]
+                guarded = False
+                for j in range(guard_start[t], guard_start[t + 1]):
+                    guarded = guarded or guard_of[j] == g
+                # Keywords guard the identifier too (reserved words): guarding is not enough.
+                if not guarded or not reads_within(lxs, pool[m] >> 1, pool[k] >> 1, _WITHIN_LIMIT):
+                    guards_all = False
+                    break
+            if guards_all:
+                found = pool[k]
+                break
+    if found < 0:
+        proj[state] = NO_PROJECTION
+        return NO_PROJECTION
+    buf[0] = 0
+    buf[1] = found
+    single = lexer_intern(lxs, lxd, 2)
+    if single >= 0:
+        proj[state] = single
+    return single
+
+
+@numba.njit(cache=True)
+def lockstep_patches(
+    node_byte: np.ndarray,
+    node_depth: np.ndarray,
+    node_skip: np.ndarray,
+    lex_trans: np.ndarray,
+    root: int,
+    x0: int,
+    y0: int,
+    lock: tuple,
+    lxs: tuple,
+    lxd: tuple,
+) -> int:  # pragma: no cover - numba
+    """Walk the subtree of ``root`` with lexer state ``x0`` next to its projection ``y0``.
+
+    Only the nodes where the two states differ are visited: below a node where they meet, the
+    walks are the same. ``lock`` is ``(stack_x, stack_y, patch_node, patch_lex)``: the boundary
+    nodes met, whose parent states differ, go to ``patch_node`` with ``x``'s parent state in
+    ``patch_lex``, in node order. So the lexeme part of ``(root, x0)`` is that of ``(root, y0)``
+    with those boundaries' lexer states replaced. Returns their number, ``NOT_PROJECTED`` when one
+    state takes a byte the other does not, or ``GROW`` / ``TOO_MANY_STATES`` when a lexer row is
+    missing and the lexer has no room for it.
+    """
+    stack_x, stack_y, patch_node, patch_lex = lock
+    base = node_depth[root]
+    stack_x[0] = x0
+    stack_y[0] = y0
+    n = 0
+    i = root + 1
+    end = node_skip[root]
+    while i < end:
+        d = node_depth[i] - base
+        x = stack_x[d - 1]
+        y = stack_y[d - 1]
+        b = node_byte[i]
+        if lex_trans[x, b] == -2:
+            status = lexer_row(lxs, lxd, x)
+            if status != 0:
+                return status
+        if lex_trans[y, b] == -2:
+            status = lexer_row(lxs, lxd, y)
+            if status != 0:
+                return status
+        nx = lex_trans[x, b]
+        ny = lex_trans[y, b]
+        if nx == ny:
+            if nx == -1:
+                patch_node[n] = i
+                patch_lex[n] = x
+                n += 1
+            i = node_skip[i]
+            continue
+        if nx < 0 or ny < 0:
+            return NOT_PROJECTED
+        stack_x[d] = nx
+        stack_y[d] = ny
+        i += 1
+    return n
+
+
+@numba.njit(cache=True, inline="always")
+def _projected_entry(
+    node_byte: np.ndarray,
+    node_depth: np.ndarray,
+    node_skip: np.ndarray,
+    lex_trans: np.ndarray,
+    sub_keys: np.ndarray,
+    sub_vals: np.ndarray,
+    i: int,
+    nl: int,
+    lock: tuple,
+    lxs: tuple,
+    lxd: tuple,
+) -> tuple[int, int, int]:  # pragma: no cover - numba
+    """The subtree cache entry that the subtree of node ``i`` in lexer state ``nl`` can take its
+    lexeme part from: its projection's (:func:`lexer_projection`), with the boundaries to patch
+    written to ``lock`` (:func:`lockstep_patches`). Returns ``(entry, patches, projection)``;
+    ``entry`` is ``NO_ENTRY`` when the projection has no entry yet, ``-1`` when there is no
+    projection or no room in the lexer for a row the patches need.
+    """
+    single = lexer_projection(lxs, lxd, nl)
+    if single < 0:
+        return -1, 0, -1
+    entry = hash_get(sub_keys, sub_vals, i * LEX_STRIDE + single)
+    if entry < 0:
+        return NO_ENTRY, 0, single
+    n = lockstep_patches(node_byte, node_depth, node_skip, lex_trans, i, nl, single, lock, lxs, lxd)
+    if n < 0:
+        if n == NOT_PROJECTED:  # cannot happen (lexer_projection checks it): walk it, and never again
+            lxd[LX_PROJ][nl] = NO_PROJECTION
+        return -1, 0, single
+    return entry, n, single
+
+
+@numba.njit(cache=True, inline="always")
+def _patched(
+    patch_node: np.ndarray, patch_lex: np.ndarray, n_patch: int, k: int, node: int, lexer: int
+) -> tuple[int, int]:  # pragma: no cover - numba
+    """The lexer state of boundary ``node`` (patch ``k`` on, in node order) and the next patch."""
+    if k < n_patch and patch_node[k] == node:
+        return patch_lex[k], k + 1
+    return lexer, k
+
+
 # --- the mask walks ------------------------------------------------------------------------------
 
 
@@ -978,6 +1169,7 @@ def subtree_walks(
     class_of: np.ndarray,
     shared_final: np.ndarray,
     shared: tuple,
+    lock: tuple,
     lxs: tuple,
     lxd: tuple,
 ) -> tuple[int, int]:  # pragma: no cover - numba
@@ -1015,6 +1207,7 @@ def subtree_walks(
     sub_keys, sub_vals, sub_table, sub_tokens, sub_bnodes, sub_blexers = sub
     sh_keys, sh_vals, sh_table, sh_tokens, sh_bnodes = shared[0], shared[1], shared[2], shared[3], shared[4]
     lx_table, lx_pool, term_of, loops = lxd[1], lxd[2], lxs[2], lxd[LX_LOOPS]
+    patch_node, patch_lex = lock[2], lock[3]
     k = resume[0]
     i = resume[1]
     n_t = resume[2]
@@ -1025,6 +1218,37 @@ def subtree_walks(
         root = roots[k]
         end = node_skip[root]
         stack[node_depth[root]] = lexers[k]
+        if not as_mask and i == root + 1:
+            # A listing that its state's projection has: copied, with the keywords' boundaries.
+            entry, n_patch, _ = _projected_entry(
+                node_byte,
+                node_depth,
+                node_skip,
+                lex_trans,
+                sub_keys,
+                sub_vals,
+                root,
+                lexers[k],
+                lock,
+                lxs,
+                lxd,
+            )
+            if entry >= 0:
+                b0 = n_b
+                k_patch = 0
+                for j in range(sub_table[entry, 2], sub_table[entry, 3]):
+                    bnodes[n_b] = sub_bnodes[j]
+                    blex[n_b], k_patch = _patched(
+                        patch_node, patch_lex, n_patch, k_patch, sub_bnodes[j], sub_blexers[j]
+                    )
+                    n_b += 1
+                if k_patch == n_patch:
+                    for j in range(sub_table[entry, 0], sub_table[entry, 1]):
+                        tokens[n_t] = sub_tokens[j]
+                        n_t += 1
+                    i = end
+                else:
+                    n_b = b0
         while i < end:
             d = node_depth[i]
             lx = stack[d - 1]
@@ -1087,8 +1311,30 @@ def subtree_walks(
                     n_def = _defer(def_node, def_lexer, n_def, i, nl)
                     i = node_skip[i]
                     continue
+                entry, n_patch, _ = _projected_entry(
+                    node_byte, node_depth, node_skip, lex_trans, sub_keys, sub_vals, i, nl, lock, lxs, lxd
+                )
+                if entry == NO_ENTRY:
+                    # The identifier's walk below the node serves every context: cached at once.
+                    n_def = _defer(def_node, def_lexer, n_def, i, nl)
+                    i = node_skip[i]
+                    continue
                 fresh[n_fresh] = key
                 n_fresh += 1
+                if entry >= 0:
+                    b0 = n_b
+                    k_patch = 0
+                    for j in range(sub_table[entry, 2], sub_table[entry, 3]):
+                        bnodes[n_b] = sub_bnodes[j]
+                        blex[n_b], k_patch = _patched(
+                            patch_node, patch_lex, n_patch, k_patch, sub_bnodes[j], sub_blexers[j]
+                        )
+                        n_b += 1
+                    if k_patch == n_patch:
+                        _set_bits(out, sub_tokens, sub_table[entry, 0], sub_table[entry, 1])
+                        i = node_skip[i]
+                        continue
+                    n_b = b0
             i += 1
         t_end[k] = n_t
         b_end[k] = n_b
@@ -1145,6 +1391,7 @@ def walk_entries(
     fresh: np.ndarray,
     recent_keys: np.ndarray,
     recent_next: np.ndarray,
+    lock: tuple,
     lxs: tuple,
     lxd: tuple,
 ) -> tuple[int, int, int, int]:  # pragma: no cover - numba
@@ -1181,6 +1428,7 @@ def walk_entries(
     recent_mask = recent_keys.shape[0] - 1
     sub_keys, sub_vals, sub_table, sub_tokens, sub_bnodes, sub_blexers = sub
     loops = lxd[LX_LOOPS]
+    patch_node, patch_lex = lock[2], lock[3]
     n_pend = 0
     n_miss = 0
     n_def = 0
@@ -1298,9 +1546,33 @@ def walk_entries(
                     n_pend = _pend(pend_node, pend_parser, pend_lexer, n_pend, i, p, lx)
                     i = node_skip[i]
                     continue
+                entry, n_patch, single = _projected_entry(
+                    node_byte, node_depth, node_skip, lex_trans, sub_keys, sub_vals, i, nl, lock, lxs, lxd
+                )
+                if entry == NO_ENTRY:
+                    # The identifier's walk below the node serves every context: cached at once.
+                    n_def = _defer(def_node, def_lexer, n_def, i, single)
+                    n_pend = _pend(pend_node, pend_parser, pend_lexer, n_pend, i, p, lx)
+                    i = node_skip[i]
+                    continue
                 if n_fresh < fresh.shape[0]:  # met for the first time: walked here
                     fresh[n_fresh] = key
                     n_fresh += 1
+                if entry >= 0:
+                    e0 = n_entries
+                    k_patch = 0
+                    for k in range(sub_table[entry, 2], sub_table[entry, 3]):
+                        e_node[n_entries] = sub_bnodes[k]
+                        e_parser[n_entries] = nxt_p
+                        e_lexer[n_entries], k_patch = _patched(
+                            patch_node, patch_lex, n_patch, k_patch, sub_bnodes[k], sub_blexers[k]
+                        )
+                        n_entries += 1
+                    if k_patch == n_patch:
+                        _set_bits(out, sub_tokens, sub_table[entry, 0], sub_table[entry, 1])
+                        i = node_skip[i]
+                        continue
+                    n_entries = e0
             i += 1
         j += 1
     return n_pend, n_miss, n_def, n_fresh

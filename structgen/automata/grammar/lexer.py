@@ -45,13 +45,17 @@ from structgen.automata.grammar.kernels import (
     LX_HAS_EXIT,
     LX_LOOPS,
     LX_POOL,
+    LX_PROJ,
     LX_SLOTS,
     LX_TABLE,
     LX_TRANS,
+    NO_PROJECTION,
     TOO_MANY_STATES,
+    UNKNOWN_PROJECTION,
     intern_rehash,
     lexeme_start_state,
     lexer_intern,
+    lexer_projection,
     lexer_row,
 )
 from structgen.errors import ResourceLimitError
@@ -170,6 +174,7 @@ class LazyLexer:
             np.zeros(2 * num_t + 4, dtype=np.int64),  # LX_BUF: a key and the last one
             np.zeros(256, dtype=np.int32),  # LX_ROW
             np.zeros(64, dtype=np.uint64),  # LX_LOOPS
+            np.full(64, UNKNOWN_PROJECTION, dtype=np.int32),  # LX_PROJ
         ]
         self._start_by_terminals: dict[tuple[int, ...], int] = {}
         self._acc_sets: list[tuple[int, ...]] = []
@@ -254,10 +259,10 @@ class LazyLexer:
         terms = np.array(key, dtype=np.int64)
         while True:
             found = lexeme_start_state(self._static, tuple(self._store), terms, 0, terms.shape[0])
-            state = self._check(found)
+            state = self.check(found)
             if state != GROW:
                 break
-            self._grow()
+            self.grow()
         self._start_by_terminals[key] = state
         return state
 
@@ -268,10 +273,10 @@ class LazyLexer:
             buf = self._store[LX_BUF]
             buf[0] = 0
             buf[1] = code
-            state = self._check(lexer_intern(self._static, tuple(self._store), 2))
+            state = self.check(lexer_intern(self._static, tuple(self._store), 2))
             if state != GROW:
                 return state
-            self._grow()
+            self.grow()
 
     def single_members(self, states: np.ndarray) -> np.ndarray:
         """For each state: its global DFA state when one terminal alone is alive in it (not as a
@@ -290,18 +295,26 @@ class LazyLexer:
         """``offset[t]``: the global number of terminal ``t``'s DFA state 0 (``offset[-1]``: all states)."""
         return self._offset
 
-    def _check(self, status: int) -> int:
+    def check(self, status: int) -> int:
+        """``status`` of a lexer kernel; raises :class:`ResourceLimitError` for ``TOO_MANY_STATES``."""
         if status == TOO_MANY_STATES:
             raise ResourceLimitError(f"the grammar's lexer needs more than {self.max_states} states")
         return status
 
-    def _grow(self) -> None:
+    def grow(self) -> None:
         """Grow what a kernel asked for (``counts[L_NEED]``), doubling it."""
         store = self._store
         counts = store[LX_COUNTS]
         what = int(counts[L_NEED])
         if what == LX_TABLE:
-            fills = {LX_TABLE: 0, LX_TRANS: UNKNOWN, LX_ACC: DEAD, LX_HAS_EXIT: False, LX_LOOPS: 0}
+            fills = {
+                LX_TABLE: 0,
+                LX_TRANS: UNKNOWN,
+                LX_ACC: DEAD,
+                LX_HAS_EXIT: False,
+                LX_LOOPS: 0,
+                LX_PROJ: UNKNOWN_PROJECTION,
+            }
         elif what == LX_ACC_TABLE:
             fills = {LX_ACC_TABLE: 0, LX_ACC_IGNORE: False}
         elif what in (LX_SLOTS, LX_ACC_SLOTS):
@@ -325,9 +338,29 @@ class LazyLexer:
         row = self.trans[state]
         if row[0] != UNKNOWN:
             return row
-        while self._check(lexer_row(self._static, tuple(self._store), state)) == GROW:
-            self._grow()
+        while self.check(lexer_row(self._static, tuple(self._store), state)) == GROW:
+            self.grow()
         return self.trans[state]
+
+    def projection(self, state: int) -> int:
+        """The state that walks the token trie like ``state`` except along its keywords (``-1``:
+        none); see :func:`~structgen.automata.grammar.kernels.lexer_projection`."""
+        while True:
+            single = lexer_projection(self._static, tuple(self._store), state)
+            if single != GROW:
+                return max(single, -1)  # TOO_MANY_STATES: no room for it, none
+            self.grow()
+
+    def projections(self, states: np.ndarray) -> np.ndarray:
+        """:meth:`projection` of each state."""
+        proj = self._store[LX_PROJ][states]
+        for k in np.flatnonzero(proj == UNKNOWN_PROJECTION).tolist():
+            proj[k] = self.projection(int(states[k]))
+        return proj
+
+    def forget_projection(self, state: int) -> None:
+        """``state`` does not walk like its projection after all: it keeps its own walks."""
+        self._store[LX_PROJ][state] = NO_PROJECTION
 
     def step(self, state: int, byte: int) -> int:
         """The state after ``byte`` inside the current lexeme, or ``DEAD`` / ``BLOCKED``."""

@@ -65,12 +65,16 @@ from structgen.automata.grammar.kernels import (
     LX_HAS_EXIT,
     LX_LOOPS,
     LX_POOL,
+    LX_PROJ,
     LX_SLOTS,
     LX_TABLE,
     LX_TRANS,
     NEED_ROW,
     NEED_SPEC_TRANS,
     NEED_TRANS,
+    NO_ENTRY,
+    NO_PROJECTION,
+    NOT_PROJECTED,
     ORIGIN_BITS,
     ORIGIN_MASK,
     SEEN,
@@ -103,6 +107,7 @@ from structgen.automata.grammar.kernels import (
     TSET_LEX0,
     TSET_T0,
     TSET_T1,
+    UNKNOWN_PROJECTION,
     UNKNOWN_START,
 )
 from structgen.automata.token_trie import BYTE_CLASS, CHARS_CLASS
@@ -674,7 +679,8 @@ def lexer_intern_reference(lxs: tuple, lxd: tuple, n: int) -> int:
     s = int(counts[L_STATES])
     if s >= lxs[5]:
         return TOO_MANY_STATES
-    if s >= min(table.shape[0], lxd[LX_TRANS].shape[0], lxd[LX_ACC].shape[0], lxd[LX_HAS_EXIT].shape[0]):
+    arrays = (table, lxd[LX_TRANS], lxd[LX_ACC], lxd[LX_HAS_EXIT], lxd[LX_PROJ])
+    if s >= min(array.shape[0] for array in arrays):
         return _ask(counts, L_NEED, LX_TABLE)
     if 2 * (s + 1) > lxd[LX_SLOTS].shape[0]:
         return _ask(counts, L_NEED, LX_SLOTS)
@@ -689,6 +695,7 @@ def lexer_intern_reference(lxs: tuple, lxd: tuple, n: int) -> int:
     lxd[LX_TRANS][s] = -2
     lxd[LX_ACC][s] = accepted
     lxd[LX_HAS_EXIT][s] = False
+    lxd[LX_PROJ][s] = UNKNOWN_PROJECTION
     lxd[LX_SLOTS][-1 - found] = s
     counts[L_POOL] = p0 + n
     counts[L_STATES] = s + 1
@@ -735,6 +742,127 @@ def lexer_row_reference(lxs: tuple, lxd: tuple, state: int) -> int:
     return 0
 
 
+def _reads_within_reference(lxs: tuple, a: int, b: int) -> bool:
+    """Plain-Python :func:`~.kernels.reads_within` (without a limit)."""
+    gtrans = lxs[0]
+    seen = {(a, b)}
+    todo = [(a, b)]
+    while todo:
+        x, y = todo.pop()
+        for byte in np.flatnonzero(gtrans[x] >= 0).tolist():
+            if gtrans[y, byte] < 0:
+                return False
+            pair = (int(gtrans[x, byte]), int(gtrans[y, byte]))
+            if pair not in seen:
+                seen.add(pair)
+                todo.append(pair)
+    return True
+
+
+def lexer_projection_reference(lxs: tuple, lxd: tuple, state: int) -> int:
+    """Plain-Python :func:`~.kernels.lexer_projection`."""
+    proj = lxd[LX_PROJ]
+    if proj[state] != UNKNOWN_PROJECTION:
+        return int(proj[state])
+    codes = lxd[LX_POOL][lxd[LX_TABLE][state, 0] + 1 : lxd[LX_TABLE][state, 1]].tolist()
+    terminal_of, guard_start, guard_of = lxs[2], lxs[11], lxs[12]
+
+    def guards_all(code: int) -> bool:
+        g = int(terminal_of[code >> 1])
+        return all(
+            g in guard_of[guard_start[t] : guard_start[t + 1]].tolist()
+            and _reads_within_reference(lxs, other >> 1, code >> 1)
+            for other in codes
+            if other != code
+            for t in [int(terminal_of[other >> 1])]
+        )
+
+    found = [code for code in codes if code & 1 == 0 and len(codes) >= 2 and guards_all(code)]
+    if not found:
+        proj[state] = NO_PROJECTION
+        return NO_PROJECTION
+    lxd[LX_BUF][:2] = (0, found[0])
+    single = lexer_intern_reference(lxs, lxd, 2)
+    if single >= 0:
+        proj[state] = single
+    return single
+
+
+def lockstep_patches_reference(
+    node_byte: np.ndarray,
+    node_depth: np.ndarray,
+    node_skip: np.ndarray,
+    lex_trans: np.ndarray,
+    root: int,
+    x0: int,
+    y0: int,
+    lock: tuple,
+    lxs: tuple,
+    lxd: tuple,
+) -> int:
+    """Plain-Python :func:`~.kernels.lockstep_patches`."""
+    patches: list[tuple[int, int]] = []
+    stack = {0: (x0, y0)}
+    base = int(node_depth[root])
+    i = root + 1
+    while i < int(node_skip[root]):
+        d = int(node_depth[i]) - base
+        x, y = stack[d - 1]
+        b = int(node_byte[i])
+        for state in (x, y):
+            if lex_trans[state, b] == -2:
+                status = lexer_row_reference(lxs, lxd, state)
+                if status != 0:
+                    return status
+        nx, ny = int(lex_trans[x, b]), int(lex_trans[y, b])
+        if nx != ny and (nx < 0 or ny < 0):
+            return NOT_PROJECTED
+        if nx == ny:  # the same state below, or the same end
+            if nx == -1:
+                patches.append((i, x))
+            i = int(node_skip[i])
+            continue
+        stack[d] = (nx, ny)
+        i += 1
+    for k, (node, lexer) in enumerate(patches):
+        lock[2][k], lock[3][k] = node, lexer
+    return len(patches)
+
+
+def _projected_entry(
+    node_byte: np.ndarray,
+    node_depth: np.ndarray,
+    node_skip: np.ndarray,
+    lex_trans: np.ndarray,
+    sub: tuple,
+    node: int,
+    lexer: int,
+    lock: tuple,
+    lxs: tuple,
+    lxd: tuple,
+) -> tuple[int, list[tuple[int, int]], int]:
+    """Plain-Python ``kernels._projected_entry``: ``(entry, boundaries, projection)``, the
+    boundaries of the projection's entry with ``lexer``'s states."""
+    single = lexer_projection_reference(lxs, lxd, lexer)
+    if single < 0:
+        return -1, [], -1
+    entry = hash_get_reference(sub[0], sub[1], node * LEX_STRIDE + single)
+    if entry < 0:
+        return NO_ENTRY, [], single
+    trie = (node_byte, node_depth, node_skip)
+    n = lockstep_patches_reference(*trie, lex_trans, node, lexer, single, lock, lxs, lxd)
+    if n < 0:
+        if n == NOT_PROJECTED:
+            lxd[LX_PROJ][lexer] = NO_PROJECTION
+        return -1, [], single
+    patches = {int(lock[2][k]): int(lock[3][k]) for k in range(n)}
+    table = sub[2]
+    bounds = [(int(sub[4][k]), int(sub[5][k])) for k in range(int(table[entry, 2]), int(table[entry, 3]))]
+    if not set(patches) <= {b for b, _ in bounds}:
+        return -1, [], single
+    return entry, [(b, patches.get(b, lx)) for b, lx in bounds], single
+
+
 # --- the mask walks ------------------------------------------------------------------------------
 
 
@@ -766,6 +894,7 @@ def subtree_walks_reference(
     class_of: np.ndarray,
     shared_final: np.ndarray,
     shared: tuple,
+    lock: tuple,
     lxs: tuple,
     lxd: tuple,
 ) -> tuple[int, int]:
@@ -773,11 +902,22 @@ def subtree_walks_reference(
 
     Tokens are read from the ``token_start`` slices, not from their ``node_token`` summary.
     """
-    sub_keys, sub_vals, sub_table, sub_tokens, sub_bnodes, sub_blexers = sub
+    sub_table, sub_tokens = sub[2], sub[3]
     k, i, n_t, n_b, n_def, n_fresh = (int(x) for x in resume)
     while k < roots.shape[0]:
         root = int(roots[k])
         stack[int(node_depth[root])] = lexers[k]
+        if not out.shape[0] and i == root + 1:
+            trie = (node_byte, node_depth, node_skip)
+            entry, bounds, _ = _projected_entry(*trie, lex_trans, sub, root, int(lexers[k]), lock, lxs, lxd)
+            if entry >= 0:
+                for j in range(int(sub_table[entry, 0]), int(sub_table[entry, 1])):
+                    tokens[n_t] = sub_tokens[j]
+                    n_t += 1
+                for node, lexer in bounds:
+                    bnodes[n_b], blex[n_b] = node, lexer
+                    n_b += 1
+                i = int(node_skip[root])
         while i < int(node_skip[root]):
             d = int(node_depth[i])
             lx = int(stack[d - 1])
@@ -828,12 +968,12 @@ def subtree_walks_reference(
                     continue
             if out.shape[0] and int(node_skip[i]) - i > min_subtree:
                 key = i * LEX_STRIDE + nl
-                entry = hash_get_reference(sub_keys, sub_vals, key)
+                entry = hash_get_reference(sub[0], sub[1], key)
                 if entry >= 0:
                     for j in range(int(sub_table[entry, 0]), int(sub_table[entry, 1])):
                         _set_bit(out, int(sub_tokens[j]))
                     for j in range(int(sub_table[entry, 2]), int(sub_table[entry, 3])):
-                        bnodes[n_b], blex[n_b] = sub_bnodes[j], sub_blexers[j]
+                        bnodes[n_b], blex[n_b] = sub[4][j], sub[5][j]
                         n_b += 1
                     i = int(node_skip[i])
                     continue
@@ -842,8 +982,24 @@ def subtree_walks_reference(
                     n_def += 1
                     i = int(node_skip[i])
                     continue
+                entry, bounds, _ = _projected_entry(
+                    node_byte, node_depth, node_skip, lex_trans, sub, i, nl, lock, lxs, lxd
+                )
+                if entry == NO_ENTRY:
+                    def_node[n_def], def_lexer[n_def] = i, nl
+                    n_def += 1
+                    i = int(node_skip[i])
+                    continue
                 fresh[n_fresh] = key
                 n_fresh += 1
+                if entry >= 0:
+                    for j in range(int(sub_table[entry, 0]), int(sub_table[entry, 1])):
+                        _set_bit(out, int(sub_tokens[j]))
+                    for node, lexer in bounds:
+                        bnodes[n_b], blex[n_b] = node, lexer
+                        n_b += 1
+                    i = int(node_skip[i])
+                    continue
             i += 1
         t_end[k], b_end[k] = n_t, n_b
         k += 1
@@ -887,6 +1043,7 @@ def walk_entries_reference(
     fresh: np.ndarray,
     recent_keys: np.ndarray,
     recent_next: np.ndarray,
+    lock: tuple,
     lxs: tuple,
     lxd: tuple,
 ) -> tuple[int, int, int, int]:
@@ -895,7 +1052,7 @@ def walk_entries_reference(
     Parser steps are :func:`parser_transition_reference`'s; tokens come from the ``token_start`` slices.
     """
     sets, tsets = st[ST_SETS], st[ST_TSETS]
-    sub_keys, sub_vals, sub_table, sub_tokens, sub_bnodes, sub_blexers = sub
+    sub_table, sub_tokens = sub[2], sub[3]
     entries = [(int(e_node[j]), int(e_parser[j]), int(e_lexer[j])) for j in range(n_entries)]
     pending: list[tuple[int, int, int]] = []
     missing: list[int] = []
@@ -984,12 +1141,12 @@ def walk_entries_reference(
             if lex_trans[lx, node_byte[i]] < 0 and int(node_skip[i]) - i > min_subtree:
                 p, nl = result
                 key = i * LEX_STRIDE + nl
-                entry = hash_get_reference(sub_keys, sub_vals, key)
+                entry = hash_get_reference(sub[0], sub[1], key)
                 if entry >= 0:
                     for k in range(int(sub_table[entry, 0]), int(sub_table[entry, 1])):
                         _set_bit(out, int(sub_tokens[k]))
                     for k in range(int(sub_table[entry, 2]), int(sub_table[entry, 3])):
-                        entries.append((int(sub_bnodes[k]), p, int(sub_blexers[k])))
+                        entries.append((int(sub[4][k]), p, int(sub[5][k])))
                     i = int(node_skip[i])
                     continue
                 if entry == SEEN:
@@ -997,8 +1154,22 @@ def walk_entries_reference(
                     pending.append((i, p_parent, lx))
                     i = int(node_skip[i])
                     continue
+                entry, bounds, single = _projected_entry(
+                    node_byte, node_depth, node_skip, lex_trans, sub, i, nl, lock, lxs, lxd
+                )
+                if entry == NO_ENTRY:
+                    deferred.append((i, single))
+                    pending.append((i, p_parent, lx))
+                    i = int(node_skip[i])
+                    continue
                 if len(fresh_keys) < fresh.shape[0]:
                     fresh_keys.append(key)
+                if entry >= 0:
+                    for k in range(int(sub_table[entry, 0]), int(sub_table[entry, 1])):
+                        _set_bit(out, int(sub_tokens[k]))
+                    entries.extend((node, p, lexer) for node, lexer in bounds)
+                    i = int(node_skip[i])
+                    continue
             i += 1
     for k, (node, p, lx) in enumerate(pending):
         pend_node[k], pend_parser[k], pend_lexer[k] = node, p, lx
