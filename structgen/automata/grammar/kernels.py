@@ -845,7 +845,7 @@ def lexer_row(lxs: tuple, lxd: tuple, state: int) -> int:  # pragma: no cover - 
     member's live bytes (static arrays 7-9), in member order, so each bucket is a sorted key.
     """
     live_start, live_byte, live_next = lxs[7], lxs[8], lxs[9]
-    table, pool, trans, has_exit, buf, row = lxd[1], lxd[2], lxd[4], lxd[6], lxd[11], lxd[12]
+    table, pool, slots, trans, has_exit, buf, row = lxd[1], lxd[2], lxd[3], lxd[4], lxd[6], lxd[11], lxd[12]
     lo = table[state, 0] + 1
     hi = table[state, 1]
     start = np.zeros(257, dtype=np.int64)
@@ -889,9 +889,13 @@ def lexer_row(lxs: tuple, lxd: tuple, state: int) -> int:  # pragma: no cover - 
             buf[0] = 0
             for k in range(c0, c1):
                 buf[1 + k - c0] = codes[k]
-            prev_id = lexer_intern(lxs, lxd, 1 + c1 - c0)
+            # Most successors exist: looked up here, as a call with the lexer's tuples of arrays
+            # costs more than the lookup (each array is reference counted).
+            prev_id = _intern_find(slots, table, 0, 1, pool, buf, 1 + c1 - c0)
             if prev_id < 0:
-                return prev_id
+                prev_id = lexer_intern(lxs, lxd, 1 + c1 - c0)
+                if prev_id < 0:
+                    return prev_id
             prev_lo, prev_hi = c0, c1
         row[b] = prev_id
     exit_ = False
@@ -1068,7 +1072,9 @@ def _projected_entry(
     ``entry`` is ``NO_ENTRY`` when the projection has no entry yet, ``-1`` when there is no
     projection or no room in the lexer for a row the patches need.
     """
-    single = lexer_projection(lxs, lxd, nl)
+    single = lxd[LX_PROJ][nl]  # memoized: read here, a call costs more
+    if single == UNKNOWN_PROJECTION:
+        single = lexer_projection(lxs, lxd, nl)
     if single < 0:
         return -1, 0, -1
     entry = hash_get(sub_keys, sub_vals, i * LEX_STRIDE + single)
