@@ -65,6 +65,7 @@ from structgen.automata.grammar.kernels import (
     ST_TSPOOL,
     earley_close,
     earley_scan,
+    hash_get_many,
     hash_put,
     hash_put_absent,
     hash_put_many,
@@ -78,6 +79,7 @@ from structgen.automata.grammar.lexer import LazyLexer
 from structgen.automata.grammar.reference import (
     earley_close_reference,
     earley_scan_reference,
+    hash_get_many_reference,
     hash_put_absent_reference,
     hash_put_many_reference,
     hash_put_reference,
@@ -285,6 +287,10 @@ def test_hash_put_equals_reference():
     assert added == hash_put_many_reference(slow_keys, slow_vals, batch_keys, batch_vals) == new_keys
     assert np.array_equal(fast_keys, slow_keys) and np.array_equal(fast_vals, slow_vals)
     assert int((fast_keys != EMPTY_KEY).sum()) == len(set(keys))
+    query = np.array([*keys[::7], *(rng.randrange(1 << 40) for _ in range(20))], dtype=np.int64)
+    found = hash_get_many(fast_keys, fast_vals, query)
+    assert np.array_equal(found, hash_get_many_reference(slow_keys, slow_vals, query))
+    assert (found[: len(keys[::7])] >= 0).all() and (found[len(keys[::7]) :] == -2).all()
     # Marking keys: stored values stay, absent keys get the mark, and the count says how many.
     marks = np.array([*keys[250:], *(rng.randrange(1 << 40) for _ in range(40))], dtype=np.int64)
     added = hash_put_absent(fast_keys, fast_vals, marks, -3)

@@ -501,12 +501,19 @@ class GrammarAutomaton(Automaton):
         walk are distinct.
         """
         classes = self._shared_classes(lexers)
-        shared = classes >= 0
+        singles = self.lexer.projections(lexers)
+        projected = singles >= 0
+        own = (classes < 0) & ~projected
         parts = []
-        if shared.any():
-            parts.append(self._cache_shared(nodes[shared], lexers[shared], classes[shared]))
-        if not shared.all():
-            parts.append(self._cache_subtrees(nodes[~shared], lexers[~shared]))
+        if (classes >= 0).any():
+            parts.append(self._cache_shared(nodes[classes >= 0], lexers[classes >= 0], classes[classes >= 0]))
+        if own.any():
+            parts.append(self._cache_subtrees(nodes[own], lexers[own]))
+        if projected.any():
+            # Listed from their projections' entries, not cached: a lexeme walk meets them once.
+            self._cache_projections(nodes[projected], singles[projected])
+            tokens, t_end, bnodes, blexers, b_end = self._list_subtrees(nodes[projected], lexers[projected])
+            parts.append((tokens[: int(t_end[-1])], bnodes[: int(b_end[-1])], blexers[: int(b_end[-1])]))
         return tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
 
     def _cache_subtrees(self, nodes: np.ndarray, lexers: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -519,16 +526,17 @@ class GrammarAutomaton(Automaton):
         """
         keys = np.unique(nodes.astype(np.int64) * LEX_STRIDE + lexers)
         roots = (keys // LEX_STRIDE).astype(np.int32)
-        starts = (keys % LEX_STRIDE).astype(np.int32)
-        singles = self.lexer.projections(starts)
-        shared = singles >= 0
-        if shared.any():
-            index = self.subtrees.index
-            single_keys = np.unique(roots[shared].astype(np.int64) * LEX_STRIDE + singles[shared])
-            missing = single_keys[[index.get(int(key)) < 0 for key in single_keys.tolist()]]
-            if missing.shape[0]:
-                self._add_listings(missing)
+        singles = self.lexer.projections((keys % LEX_STRIDE).astype(np.int32))
+        if (singles >= 0).any():
+            self._cache_projections(roots[singles >= 0], singles[singles >= 0])
         return self._add_listings(keys)
+
+    def _cache_projections(self, nodes: np.ndarray, singles: np.ndarray) -> None:
+        """Cache the entries of the subtrees ``(nodes[k], singles[k])`` that are missing."""
+        keys = np.unique(nodes.astype(np.int64) * LEX_STRIDE + singles)
+        missing = keys[self.subtrees.index.get_many(keys) < 0]
+        if missing.shape[0]:
+            self._add_listings(missing)
 
     def _add_listings(self, keys: np.ndarray) -> tuple[np.ndarray, ...]:
         """List the subtrees of the sorted ``keys`` and add them to the subtree cache; returns

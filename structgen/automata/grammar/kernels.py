@@ -115,6 +115,10 @@ class IntHashMap:
         """The value stored for ``key``, or ``-2`` when absent."""
         return int(hash_get(self.keys, self.vals, key))
 
+    def get_many(self, keys: np.ndarray) -> np.ndarray:
+        """:meth:`get` of each of the int64 ``keys``."""
+        return hash_get_many(self.keys, self.vals, keys)
+
     def clear(self) -> None:
         """Forget every key."""
         if self.count[0]:
@@ -1313,20 +1317,12 @@ def subtree_walks(
                         n_b += 1
                     i = node_skip[i]
                     continue
-                if entry == SEEN:
-                    n_def = _defer(def_node, def_lexer, n_def, i, nl)
-                    i = node_skip[i]
-                    continue
+                seen = entry == SEEN
+                # A state with a projection takes the projection's entry (met once per lexeme
+                # walk: its own entry would cost more to make than this).
                 entry, n_patch, _ = _projected_entry(
                     node_byte, node_depth, node_skip, lex_trans, sub_keys, sub_vals, i, nl, lock, lxs, lxd
                 )
-                if entry == NO_ENTRY:
-                    # The identifier's walk below the node serves every context: cached at once.
-                    n_def = _defer(def_node, def_lexer, n_def, i, nl)
-                    i = node_skip[i]
-                    continue
-                fresh[n_fresh] = key
-                n_fresh += 1
                 if entry >= 0:
                     b0 = n_b
                     k_patch = 0
@@ -1341,6 +1337,14 @@ def subtree_walks(
                         i = node_skip[i]
                         continue
                     n_b = b0
+                # Deferred: met before, or the projection's entry is missing (it serves every
+                # context: cached at once).
+                if seen or entry == NO_ENTRY:
+                    n_def = _defer(def_node, def_lexer, n_def, i, nl)
+                    i = node_skip[i]
+                    continue
+                fresh[n_fresh] = key
+                n_fresh += 1
             i += 1
         t_end[k] = n_t
         b_end[k] = n_b
@@ -1595,6 +1599,15 @@ def hash_put_absent(
             hash_put(keys, vals, new_keys[k], value)
             added += 1
     return added
+
+
+@numba.njit(cache=True)
+def hash_get_many(keys: np.ndarray, vals: np.ndarray, query: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """:func:`hash_get` of each key of ``query``."""
+    found = np.empty(query.shape[0], dtype=np.int64)
+    for k in range(query.shape[0]):
+        found[k] = hash_get(keys, vals, query[k])
+    return found
 
 
 @numba.njit(cache=True)

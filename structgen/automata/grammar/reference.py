@@ -355,6 +355,11 @@ def hash_put_reference(keys: np.ndarray, vals: np.ndarray, key: int, value: int)
     keys[i], vals[i] = key, value
 
 
+def hash_get_many_reference(keys: np.ndarray, vals: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Plain-Python :func:`~.kernels.hash_get_many`."""
+    return np.array([hash_get_reference(keys, vals, key) for key in query.tolist()], dtype=np.int64)
+
+
 def hash_put_many_reference(
     keys: np.ndarray, vals: np.ndarray, new_keys: np.ndarray, new_vals: np.ndarray
 ) -> int:
@@ -977,21 +982,10 @@ def subtree_walks_reference(
                         n_b += 1
                     i = int(node_skip[i])
                     continue
-                if entry == SEEN:
-                    def_node[n_def], def_lexer[n_def] = i, nl
-                    n_def += 1
-                    i = int(node_skip[i])
-                    continue
+                seen = entry == SEEN
                 entry, bounds, _ = _projected_entry(
                     node_byte, node_depth, node_skip, lex_trans, sub, i, nl, lock, lxs, lxd
                 )
-                if entry == NO_ENTRY:
-                    def_node[n_def], def_lexer[n_def] = i, nl
-                    n_def += 1
-                    i = int(node_skip[i])
-                    continue
-                fresh[n_fresh] = key
-                n_fresh += 1
                 if entry >= 0:
                     for j in range(int(sub_table[entry, 0]), int(sub_table[entry, 1])):
                         _set_bit(out, int(sub_tokens[j]))
@@ -1000,6 +994,13 @@ def subtree_walks_reference(
                         n_b += 1
                     i = int(node_skip[i])
                     continue
+                if seen or entry == NO_ENTRY:
+                    def_node[n_def], def_lexer[n_def] = i, nl
+                    n_def += 1
+                    i = int(node_skip[i])
+                    continue
+                fresh[n_fresh] = key
+                n_fresh += 1
             i += 1
         t_end[k], b_end[k] = n_t, n_b
         k += 1
