@@ -35,6 +35,7 @@ from structgen.automata.grammar.kernels import (
     L_NEED,
     L_POOL,
     L_STATES,
+    LEX_STRIDE,
     LX_ACC,
     LX_ACC_IGNORE,
     LX_ACC_POOL,
@@ -74,6 +75,7 @@ from structgen.automata.grammar.kernels import (
     lexer_intern,
     lexer_row,
     parser_transition,
+    subtree_keys,
 )
 from structgen.automata.grammar.lexer import LazyLexer
 from structgen.automata.grammar.reference import (
@@ -88,6 +90,7 @@ from structgen.automata.grammar.reference import (
     lexer_intern_reference,
     lexer_row_reference,
     parser_transition_reference,
+    subtree_keys_reference,
 )
 from structgen.compilers.lark_frontend import load_lark
 from structgen.vocabulary import Vocabulary
@@ -287,6 +290,16 @@ def test_hash_put_equals_reference():
     assert added == hash_put_many_reference(slow_keys, slow_vals, batch_keys, batch_vals) == new_keys
     assert np.array_equal(fast_keys, slow_keys) and np.array_equal(fast_vals, slow_vals)
     assert int((fast_keys != EMPTY_KEY).sum()) == len(set(keys))
+    # Subtree cache keys, and their projections' keys missing from the table.
+    nodes = np.array([rng.randrange(1000) for _ in range(60)], dtype=np.int32)
+    lexers = np.array([rng.randrange(50) for _ in range(60)], dtype=np.int32)
+    proj = np.array([rng.choice([-1, -2, rng.randrange(50)]) for _ in range(50)], dtype=np.int32)
+    present = np.array([int(nodes[k]) * LEX_STRIDE + max(int(proj[lexers[k]]), 0) for k in range(0, 60, 3)])
+    index_keys, index_vals = fast_keys.copy(), fast_vals.copy()
+    hash_put_many(index_keys, index_vals, present, np.zeros(present.shape[0], dtype=np.int32))
+    got = subtree_keys(nodes, lexers, proj, index_keys, index_vals)
+    want = subtree_keys_reference(nodes, lexers, proj, index_keys, index_vals)
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True)) and want[1].shape[0] > 0
     query = np.array([*keys[::7], *(rng.randrange(1 << 40) for _ in range(20))], dtype=np.int64)
     found = hash_get_many(fast_keys, fast_vals, query)
     assert np.array_equal(found, hash_get_many_reference(slow_keys, slow_vals, query))

@@ -71,6 +71,7 @@ from structgen.automata.grammar.kernels import (
     UNKNOWN_START,
     lockstep_patches,
     set_token_bits,
+    subtree_keys,
     subtree_walks,
     walk_entries,
 )
@@ -498,20 +499,20 @@ class GrammarAutomaton(Automaton):
         Shared entries are keyed by class and keep only the boundaries under the terminal's
         accepting state (see :mod:`.subtrees`). Returns what the walk would have read from the
         caches, ``(tokens, boundary_nodes, boundary_lexers)``; the ``(node, lexer)`` pairs of one
-        walk are distinct.
+        walk are distinct. States with a projection are listed from their projections' entries.
         """
         classes = self._shared_classes(lexers)
-        singles = self.lexer.projections(lexers)
-        projected = singles >= 0
-        own = (classes < 0) & ~projected
+        shared = classes >= 0
+        projected = self.lexer.projections[lexers] >= 0
+        own = ~shared & ~projected
         parts = []
-        if (classes >= 0).any():
-            parts.append(self._cache_shared(nodes[classes >= 0], lexers[classes >= 0], classes[classes >= 0]))
+        if shared.any():
+            parts.append(self._cache_shared(nodes[shared], lexers[shared], classes[shared]))
         if own.any():
             parts.append(self._cache_subtrees(nodes[own], lexers[own]))
         if projected.any():
             # Listed from their projections' entries, not cached: a lexeme walk meets them once.
-            self._cache_projections(nodes[projected], singles[projected])
+            self._cache_projections(nodes[projected], lexers[projected])
             tokens, t_end, bnodes, blexers, b_end = self._list_subtrees(nodes[projected], lexers[projected])
             parts.append((tokens[: int(t_end[-1])], bnodes[: int(b_end[-1])], blexers[: int(b_end[-1])]))
         return tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
@@ -524,19 +525,16 @@ class GrammarAutomaton(Automaton):
         projection's entry is listed first when missing, once for all the states that share it.
         Returns the parts of the distinct pairs: ``(tokens, boundary_nodes, boundary_lexers)``.
         """
-        keys = np.unique(nodes.astype(np.int64) * LEX_STRIDE + lexers)
-        roots = (keys // LEX_STRIDE).astype(np.int32)
-        singles = self.lexer.projections((keys % LEX_STRIDE).astype(np.int32))
-        if (singles >= 0).any():
-            self._cache_projections(roots[singles >= 0], singles[singles >= 0])
-        return self._add_listings(keys)
+        return self._add_listings(self._cache_projections(nodes, lexers))
 
-    def _cache_projections(self, nodes: np.ndarray, singles: np.ndarray) -> None:
-        """Cache the entries of the subtrees ``(nodes[k], singles[k])`` that are missing."""
-        keys = np.unique(nodes.astype(np.int64) * LEX_STRIDE + singles)
-        missing = keys[self.subtrees.index.get_many(keys) < 0]
+    def _cache_projections(self, nodes: np.ndarray, lexers: np.ndarray) -> np.ndarray:
+        """Cache the missing entries of the projections of the subtrees ``(nodes[k], lexers[k])``
+        (:func:`~.kernels.lexer_projection`); returns the subtrees' sorted distinct keys."""
+        index = self.subtrees.index
+        keys, missing = subtree_keys(nodes, lexers, self.lexer.projections, index.keys, index.vals)
         if missing.shape[0]:
             self._add_listings(missing)
+        return keys
 
     def _add_listings(self, keys: np.ndarray) -> tuple[np.ndarray, ...]:
         """List the subtrees of the sorted ``keys`` and add them to the subtree cache; returns

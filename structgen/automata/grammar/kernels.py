@@ -800,7 +800,7 @@ def lexer_intern(lxs: tuple, lxd: tuple, n: int) -> int:  # pragma: no cover - n
     trans[s, :] = -2
     acc[s] = accepted
     has_exit[s] = False
-    proj[s] = UNKNOWN_PROJECTION
+    proj[s] = NO_PROJECTION if n == 2 else UNKNOWN_PROJECTION  # one member: its own
     slots[-1 - found] = s
     counts[L_POOL] = p0 + n
     counts[L_STATES] = s + 1
@@ -1599,6 +1599,37 @@ def hash_put_absent(
             hash_put(keys, vals, new_keys[k], value)
             added += 1
     return added
+
+
+@numba.njit(cache=True)
+def subtree_keys(
+    nodes: np.ndarray, lexers: np.ndarray, proj: np.ndarray, index_keys: np.ndarray, index_vals: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - numba
+    """The sorted distinct subtree cache keys ``nodes[k] * LEX_STRIDE + lexers[k]``, and the
+    sorted distinct keys of their projections (``proj``: the lexer's ``LX_PROJ``) absent from
+    the cache index ``(index_keys, index_vals)``."""
+    keys = np.sort(nodes.astype(np.int64) * LEX_STRIDE + lexers)
+    n = 0
+    for k in range(keys.shape[0]):
+        if n == 0 or keys[k] != keys[n - 1]:
+            keys[n] = keys[k]
+            n += 1
+    missing = np.empty(n, dtype=np.int64)
+    m = 0
+    for k in range(n):
+        single = proj[keys[k] % LEX_STRIDE]
+        if single >= 0:
+            key = (keys[k] // LEX_STRIDE) * LEX_STRIDE + single
+            if hash_get(index_keys, index_vals, key) < 0:
+                missing[m] = key
+                m += 1
+    missing = np.sort(missing[:m])
+    m = 0
+    for k in range(missing.shape[0]):
+        if m == 0 or missing[k] != missing[m - 1]:
+            missing[m] = missing[k]
+            m += 1
+    return keys[:n], missing[:m]
 
 
 @numba.njit(cache=True)

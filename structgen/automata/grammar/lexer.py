@@ -351,12 +351,11 @@ class LazyLexer:
                 return max(single, -1)  # TOO_MANY_STATES: no room for it, none
             self.grow()
 
-    def projections(self, states: np.ndarray) -> np.ndarray:
-        """:meth:`projection` of each state."""
-        proj = self._store[LX_PROJ][states]
-        for k in np.flatnonzero(proj == UNKNOWN_PROJECTION).tolist():
-            proj[k] = self.projection(int(states[k]))
-        return proj
+    @property
+    def projections(self) -> np.ndarray:
+        """Each state's projection as the walks found it (:meth:`projection`); ``-1``: none,
+        ``-2``: not asked yet (a view, valid until the arrays grow)."""
+        return self._store[LX_PROJ]
 
     def forget_projection(self, state: int) -> None:
         """``state`` does not walk like its projection after all: it keeps its own walks."""

@@ -360,6 +360,20 @@ def hash_get_many_reference(keys: np.ndarray, vals: np.ndarray, query: np.ndarra
     return np.array([hash_get_reference(keys, vals, key) for key in query.tolist()], dtype=np.int64)
 
 
+def subtree_keys_reference(
+    nodes: np.ndarray, lexers: np.ndarray, proj: np.ndarray, index_keys: np.ndarray, index_vals: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Plain-Python :func:`~.kernels.subtree_keys`."""
+    keys = sorted({int(node) * LEX_STRIDE + int(lexer) for node, lexer in zip(nodes, lexers, strict=True)})
+    projected = {
+        key // LEX_STRIDE * LEX_STRIDE + int(proj[key % LEX_STRIDE])
+        for key in keys
+        if proj[key % LEX_STRIDE] >= 0
+    }
+    missing = sorted(key for key in projected if hash_get_reference(index_keys, index_vals, key) < 0)
+    return np.array(keys, dtype=np.int64), np.array(missing, dtype=np.int64)
+
+
 def hash_put_many_reference(
     keys: np.ndarray, vals: np.ndarray, new_keys: np.ndarray, new_vals: np.ndarray
 ) -> int:
@@ -700,7 +714,7 @@ def lexer_intern_reference(lxs: tuple, lxd: tuple, n: int) -> int:
     lxd[LX_TRANS][s] = -2
     lxd[LX_ACC][s] = accepted
     lxd[LX_HAS_EXIT][s] = False
-    lxd[LX_PROJ][s] = UNKNOWN_PROJECTION
+    lxd[LX_PROJ][s] = NO_PROJECTION if n == 2 else UNKNOWN_PROJECTION
     lxd[LX_SLOTS][-1 - found] = s
     counts[L_POOL] = p0 + n
     counts[L_STATES] = s + 1
