@@ -499,11 +499,28 @@ def test_mask_computation_forgets_speculative_sets():
     state = a.advance_bytes(a.initial_state(), b"1 + (")
     before = len(a.parser.sets)
     mask = engine_mask(a, state)
-    assert len(a.parser.sets) == before  # the sets the walk built were dropped again
     assert mask == ref.allowed_tokens(ref.feed_bytes(ref.initial, b"1 + ("), vocab)
     assert vocab.token_bytes.index(b"----------") in mask and vocab.token_bytes.index(b"))))") not in mask
+    # The sets the walk built stay for the next masks while no lexeme ends: the mask of a state
+    # in the same lexeme builds none, and questions about the output do not drop them.
+    built = len(a.parser.sets)
+    assert built > before and a.parser.speculating
+    longer = a.advance_bytes(a.initial_state(), b"12")
+    engine_mask(a, a.advance_bytes(a.initial_state(), b"1"))
+    assert not a.is_accepting(state) and a.is_accepting(longer)
+    assert a.parser.speculating
+    # A lexeme that ends in the output drops them: the output's sets are lasting.
+    after = a.advance_bytes(state, b"-")
+    assert not a.parser.speculating and len(a.parser.sets) < built
+    assert after is not None and a.parser.speculation_mark is None
+    assert engine_mask(a, after) == ref.allowed_tokens(ref.feed_bytes(ref.initial, b"1 + (-"), vocab)
     # The output itself still parses after the tables were rolled back.
     assert accepts(a, b"1 + (---------- 2)")
+    # Too many speculative sets: the next mask starts over.
+    a.max_speculative_sets = 0
+    engine_mask(a, a.advance_bytes(a.initial_state(), b"1 * ("))
+    engine_mask(a, a.advance_bytes(a.initial_state(), b"(("))
+    assert a.parser.num_sets - a.parser.speculation_mark <= built
 
 
 @pytest.mark.parametrize("name", ["sql", "python", "lark"])

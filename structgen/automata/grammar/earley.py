@@ -433,18 +433,25 @@ class EarleyParser:
         """Record the lexeme start state of terminal set ``tset`` (the walk kernels read it)."""
         self._store[ST_TSETS][tset, TSET_LEX0] = state
 
-    def transition(self, set_id: int, acc: int, acc_t0: np.ndarray, acc_terms: np.ndarray) -> int:
+    def transition(
+        self, set_id: int, acc: int, acc_t0: np.ndarray, acc_terms: np.ndarray, *, lasting: bool = True
+    ) -> int:
         """The set after a lexeme of accepted terminal set ``acc`` (``-1``: refused), memoized.
 
-        ``acc_terms[acc_t0[acc] : acc_t0[acc + 1]]`` are the terminals of ``acc``.
+        ``acc_terms[acc_t0[acc] : acc_t0[acc + 1]]`` are the terminals of ``acc``. A lasting set
+        (one a parser state may keep) ends the speculation first, unless it exists; with
+        ``lasting=False`` (a question about the set, e.g. whether it accepts) a speculative set
+        serves too.
         """
         # A memoized transition is a hash lookup: cheaper than calling the kernel with the store.
         key = set_id * ACC_STRIDE + acc
         known = self.transitions.get(key)
-        if known == -2 and self.spec_transitions.size:
+        if known == -2 and self.spec_transitions.size and not lasting:
             known = self.spec_transitions.get(key)
         if known != -2:
             return known
+        if lasting and self.speculating:
+            self.end_speculation()
         while True:
             nxt = parser_transition(
                 self.grammar_arrays, self.arrays(), self.transition_arrays(), acc_t0, acc_terms, set_id, acc
@@ -469,9 +476,10 @@ class EarleyParser:
 
         A token mask explores every lexeme sequence the vocabulary's tokens can form, building
         many sets only one of which (at most) the output will take; forgetting them keeps memory
-        proportional to the output, not to the masks computed. Transitions between sets that
-        existed before are kept; prediction groups and terminal sets (bounded by the grammar)
-        are kept too.
+        proportional to the output, not to the masks computed. They are forgotten when a lasting
+        set is built (:meth:`transition`): until the output finishes a lexeme, the next masks
+        explore from the same sets and find them built. Transitions between sets that existed
+        before are kept; prediction groups and terminal sets (bounded by the grammar) are kept too.
         """
         counts = self._store[ST_COUNTS]
         self._spec_counts = counts.copy()
@@ -496,6 +504,11 @@ class EarleyParser:
         self.spec_transitions.clear()
         self._spec_counts = None
         return mark
+
+    @property
+    def speculating(self) -> bool:
+        """Whether sets built now are speculative (:meth:`begin_speculation`)."""
+        return self._spec_counts is not None
 
     @property
     def speculation_mark(self) -> int | None:

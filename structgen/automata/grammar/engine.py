@@ -34,9 +34,10 @@ Architecture (llguidance's, in Python + numba):
   ``anyOf`` branches, several terminals matching one lexeme), and a mask needs the parser only at
   lexeme ends, through memoized transitions, so the general parser costs little where it matters.
 * Memory: the parser sets a mask computation builds speculatively (one per lexeme sequence the
-  vocabulary's tokens can form) are dropped when the mask is done
-  (:meth:`~structgen.automata.grammar.earley.EarleyParser.begin_speculation`); only the sets the
-  output goes through are kept, so memory grows with the output, not with the masks computed.
+  vocabulary's tokens can form) are dropped when the output finishes a lexeme, or when there are
+  too many (:meth:`~structgen.automata.grammar.earley.EarleyParser.begin_speculation`): the masks
+  of one lexeme's tokens find them built, and only the sets the output goes through are kept,
+  so memory grows with the output, not with the masks computed.
   The subtree cache is bounded (it starts over when full), lexer states are capped
   (:class:`~structgen.errors.ResourceLimitError`).
 
@@ -223,6 +224,9 @@ class GrammarAutomaton(Automaton):
         self.min_cached_subtree = 256
         # Shared entries serve every automaton of the vocabulary: worth it for smaller subtrees.
         self.min_shared_subtree = 32
+        # Speculative parser sets are kept from mask to mask until the output finishes a lexeme,
+        # or until there are this many (see EarleyParser.begin_speculation).
+        self.max_speculative_sets = 1 << 14
         # The kernels (swappable for their plain-Python references in tests).
         self._entries_kernel = walk_entries
         self._subtree_kernel = subtree_walks
@@ -268,16 +272,17 @@ class GrammarAutomaton(Automaton):
         self.parser.set_lexeme_start(tset, start)
         return start
 
-    def _parser_after(self, parser_id: int, acc: int) -> int:
+    def _parser_after(self, parser_id: int, acc: int, *, lasting: bool = True) -> int:
         """The parser set after a lexeme whose accepted terminal set is ``acc`` (``-1``: refused).
 
         Only a guard terminal the parser does not allow can be refused here: every other alive
-        terminal was allowed when the lexeme started.
+        terminal was allowed when the lexeme started. ``lasting=False``: the set is only asked
+        about, not kept in a state (a speculative set serves, see :meth:`EarleyParser.transition`).
         """
         if self.lexer.acc_ignore[acc]:
             return parser_id
         acc_t0, acc_terms = self._acc_arrays()
-        return self.parser.transition(parser_id, acc, acc_t0, acc_terms)
+        return self.parser.transition(parser_id, acc, acc_t0, acc_terms, lasting=lasting)
 
     def _step(self, state: GrammarState, byte: int) -> GrammarState | None:
         parser_state, lx = state
@@ -326,7 +331,7 @@ class GrammarAutomaton(Automaton):
         allowed = row >= 0
         acc = int(self.lexer.acc[lx])
         if acc >= 0:
-            after = self._parser_after(parser_state, acc)
+            after = self._parser_after(parser_state, acc, lasting=False)
             if after >= 0:
                 row0 = self.lexer.ensure_row(self._lexeme_start(after))
                 allowed |= (row == DEAD) & (row0 >= 0)
@@ -379,7 +384,7 @@ class GrammarAutomaton(Automaton):
         acc = int(self.lexer.acc[lx])
         if acc < 0:
             return False
-        after = self._parser_after(parser_state, acc)
+        after = self._parser_after(parser_state, acc, lasting=False)
         return after >= 0 and self.parser.accepting(after)
 
     def can_continue(self, state: GrammarState) -> bool:
@@ -421,11 +426,15 @@ class GrammarAutomaton(Automaton):
             cache.move_to_end(state)
             return mask
         parser = self.parser
-        parser.begin_speculation()
+        if parser.speculating and parser.num_sets - parser.speculation_mark > self.max_speculative_sets:
+            parser.end_speculation()
+        if not parser.speculating:
+            parser.begin_speculation()
         try:
             mask = self._compute_mask(*state)
-        finally:
+        except BaseException:
             parser.end_speculation()
+            raise
         cache[state] = mask
         if len(cache) > self._mask_cache_size:
             cache.popitem(last=False)
