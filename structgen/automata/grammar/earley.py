@@ -353,6 +353,10 @@ class EarleyParser:
         what = int(counts[C_NEED])
         counts[C_NEED] = -1
         self._double(what)
+        self._double_half_full()
+
+    def _double_half_full(self) -> None:
+        counts = self._store[ST_COUNTS]
         for count, arrays in _POOLS:
             if 2 * counts[count] > self._store[arrays[0]].shape[0]:
                 self._double(arrays[0])
@@ -361,6 +365,22 @@ class EarleyParser:
                 self._double(slots)
         self.transitions.reserve(self.transitions.size)
         self.spec_transitions.reserve(self.spec_transitions.size)
+
+    def make_room(self) -> None:
+        """Grow before a mask what its walk would likely fill: a kernel that stops for room costs
+        a walk pass over every node still to go. Checks the fastest-filling pools only; a grow
+        doubles every array more than half full."""
+        store, counts = self._store, self._store[ST_COUNTS]
+        lasting, spec = self.transitions, self.spec_transitions
+        if (
+            2 * counts[C_SETS] > store[ST_SETS].shape[0]
+            or 2 * counts[C_EPOOL] > store[ST_E_NEXT].shape[0]
+            or 2 * counts[C_GKEY] > store[ST_GKEY].shape[0]
+            or 2 * counts[C_GITEMS] > store[ST_GI_NEXT].shape[0]
+            or 4 * (lasting.count[0] + 1) > lasting.keys.shape[0]
+            or 4 * (spec.count[0] + 1) > spec.keys.shape[0]
+        ):
+            self._double_half_full()
 
     def _double(self, what: int) -> None:
         """Double store array ``what`` (with the arrays parallel to it), or a transition table."""

@@ -430,6 +430,7 @@ class GrammarAutomaton(Automaton):
             parser.end_speculation()
         if not parser.speculating:
             parser.begin_speculation()
+        parser.make_room()
         try:
             mask = self._compute_mask(*state)
         except BaseException:
