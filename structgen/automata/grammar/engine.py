@@ -431,6 +431,7 @@ class GrammarAutomaton(Automaton):
         if not parser.speculating:
             parser.begin_speculation()
         parser.make_room()
+        self.lexer.make_room()
         try:
             mask = self._compute_mask(*state)
         except BaseException:

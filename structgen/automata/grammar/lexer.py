@@ -32,8 +32,10 @@ import numpy as np
 from structgen.automata.byte_dfa import ByteDFA
 from structgen.automata.grammar.kernels import (
     GROW,
+    L_ACC_POOL,
     L_ACCS,
     L_NEED,
+    L_POOL,
     L_STATES,
     LX_ACC,
     LX_ACC_IGNORE,
@@ -302,10 +304,35 @@ class LazyLexer:
         return status
 
     def grow(self) -> None:
-        """Grow what a kernel asked for (``counts[L_NEED]``), doubling it."""
+        """Grow what a kernel asked for (``counts[L_NEED]``), doubling it, and every array more
+        than half full: the arrays fill together, and each stop for room costs a walk pass."""
+        self._double(int(self._store[LX_COUNTS][L_NEED]))
+        self._double_half_full()
+
+    def make_room(self) -> None:
+        """Grow the arrays before a walk when the states fill more than half of them (a walk
+        kernel that runs out of room stops computing rows: its nodes are walked again)."""
+        if 2 * self._store[LX_COUNTS][L_STATES] > self._store[LX_TABLE].shape[0]:
+            self._double_half_full()
+
+    def _double_half_full(self) -> None:
+        store = self._store
+        states, pool, accs, acc_pool = store[LX_COUNTS][[L_STATES, L_POOL, L_ACCS, L_ACC_POOL]].tolist()
+        for what, used in (
+            (LX_TABLE, 2 * states),
+            (LX_SLOTS, 4 * (states + 1)),
+            (LX_POOL, 2 * pool),
+            (LX_ACC_TABLE, 2 * accs),
+            (LX_ACC_SLOTS, 4 * (accs + 1)),
+            (LX_ACC_POOL, 2 * acc_pool),
+        ):
+            if used > store[what].shape[0]:
+                self._double(what)
+
+    def _double(self, what: int) -> None:
+        """Double store array ``what``, with the arrays parallel to it (slot tables are rehashed)."""
         store = self._store
         counts = store[LX_COUNTS]
-        what = int(counts[L_NEED])
         if what == LX_TABLE:
             fills = {
                 LX_TABLE: 0,
