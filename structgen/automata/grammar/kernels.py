@@ -1093,13 +1093,30 @@ def _projected_entry(
 
 
 @numba.njit(cache=True, inline="always")
-def _patched(
-    patch_node: np.ndarray, patch_lex: np.ndarray, n_patch: int, k: int, node: int, lexer: int
-) -> tuple[int, int]:  # pragma: no cover - numba
-    """The lexer state of boundary ``node`` (patch ``k`` on, in node order) and the next patch."""
-    if k < n_patch and patch_node[k] == node:
-        return patch_lex[k], k + 1
-    return lexer, k
+def _append_patched(
+    nodes: np.ndarray,
+    lexers: np.ndarray,
+    n: int,
+    sub_bnodes: np.ndarray,
+    sub_blexers: np.ndarray,
+    lo: int,
+    hi: int,
+    patch_node: np.ndarray,
+    patch_lex: np.ndarray,
+    n_patch: int,
+) -> int:  # pragma: no cover - numba
+    """Append the boundaries ``sub_*[lo:hi]`` at ``n``, with the lexer states of the patches
+    (``patch_*[:n_patch]``, in node order) at their nodes; the new end, or ``-1`` when a patch
+    is at no boundary."""
+    k = 0
+    for j in range(lo, hi):
+        nodes[n] = sub_bnodes[j]
+        lexers[n] = sub_blexers[j]
+        if k < n_patch and patch_node[k] == sub_bnodes[j]:
+            lexers[n] = patch_lex[k]
+            k += 1
+        n += 1
+    return n if k == n_patch else -1
 
 
 # --- the mask walks ------------------------------------------------------------------------------
@@ -1244,21 +1261,16 @@ def subtree_walks(
                 lxd,
             )
             if entry >= 0:
-                b0 = n_b
-                k_patch = 0
-                for j in range(sub_table[entry, 2], sub_table[entry, 3]):
-                    bnodes[n_b] = sub_bnodes[j]
-                    blex[n_b], k_patch = _patched(
-                        patch_node, patch_lex, n_patch, k_patch, sub_bnodes[j], sub_blexers[j]
-                    )
-                    n_b += 1
-                if k_patch == n_patch:
+                lo, hi = sub_table[entry, 2], sub_table[entry, 3]
+                n_end = _append_patched(
+                    bnodes, blex, n_b, sub_bnodes, sub_blexers, lo, hi, patch_node, patch_lex, n_patch
+                )
+                if n_end >= 0:
+                    n_b = n_end
                     for j in range(sub_table[entry, 0], sub_table[entry, 1]):
                         tokens[n_t] = sub_tokens[j]
                         n_t += 1
                     i = end
-                else:
-                    n_b = b0
         while i < end:
             d = node_depth[i]
             lx = stack[d - 1]
@@ -1324,19 +1336,15 @@ def subtree_walks(
                     node_byte, node_depth, node_skip, lex_trans, sub_keys, sub_vals, i, nl, lock, lxs, lxd
                 )
                 if entry >= 0:
-                    b0 = n_b
-                    k_patch = 0
-                    for j in range(sub_table[entry, 2], sub_table[entry, 3]):
-                        bnodes[n_b] = sub_bnodes[j]
-                        blex[n_b], k_patch = _patched(
-                            patch_node, patch_lex, n_patch, k_patch, sub_bnodes[j], sub_blexers[j]
-                        )
-                        n_b += 1
-                    if k_patch == n_patch:
+                    lo, hi = sub_table[entry, 2], sub_table[entry, 3]
+                    n_end = _append_patched(
+                        bnodes, blex, n_b, sub_bnodes, sub_blexers, lo, hi, patch_node, patch_lex, n_patch
+                    )
+                    if n_end >= 0:
+                        n_b = n_end
                         _set_bits(out, sub_tokens, sub_table[entry, 0], sub_table[entry, 1])
                         i = node_skip[i]
                         continue
-                    n_b = b0
                 # Deferred: met before, or the projection's entry is missing (it serves every
                 # context: cached at once).
                 if seen or entry == NO_ENTRY:
@@ -1569,20 +1577,25 @@ def walk_entries(
                     fresh[n_fresh] = key
                     n_fresh += 1
                 if entry >= 0:
-                    e0 = n_entries
-                    k_patch = 0
-                    for k in range(sub_table[entry, 2], sub_table[entry, 3]):
-                        e_node[n_entries] = sub_bnodes[k]
-                        e_parser[n_entries] = nxt_p
-                        e_lexer[n_entries], k_patch = _patched(
-                            patch_node, patch_lex, n_patch, k_patch, sub_bnodes[k], sub_blexers[k]
-                        )
-                        n_entries += 1
-                    if k_patch == n_patch:
+                    lo, hi = sub_table[entry, 2], sub_table[entry, 3]
+                    n_end = _append_patched(
+                        e_node,
+                        e_lexer,
+                        n_entries,
+                        sub_bnodes,
+                        sub_blexers,
+                        lo,
+                        hi,
+                        patch_node,
+                        patch_lex,
+                        n_patch,
+                    )
+                    if n_end >= 0:
+                        e_parser[n_entries:n_end] = nxt_p
+                        n_entries = n_end
                         _set_bits(out, sub_tokens, sub_table[entry, 0], sub_table[entry, 1])
                         i = node_skip[i]
                         continue
-                    n_entries = e0
             i += 1
         j += 1
     return n_pend, n_miss, n_def, n_fresh
