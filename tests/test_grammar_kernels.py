@@ -317,11 +317,7 @@ def test_hash_put_equals_reference():
 
 def run_lexer(lexer: LazyLexer, kernel, *args) -> int:
     """Call a lexer kernel (or its twin) on ``lexer``'s store until it stops asking to grow."""
-    while True:
-        result = int(kernel(lexer._static, tuple(lexer._store), *args))
-        if result != GROW:
-            return result
-        lexer.grow()
+    return lexer.run(lambda lxs, lxd: int(kernel(lxs, lxd, *args)))
 
 
 def assert_same_lexer(fast: LazyLexer, slow: LazyLexer) -> None:

@@ -67,7 +67,6 @@ from structgen.automata.cfg import ContextFreeGrammar, Terminal
 from structgen.automata.grammar.earley import EarleyParser, analyze_grammar
 from structgen.automata.grammar.kernels import (
     DONE,
-    GROW,
     LEX_STRIDE,
     UNKNOWN_START,
     lockstep_patches,
@@ -562,21 +561,11 @@ class GrammarAutomaton(Automaton):
         growing the lexer when it asks; the patches are in the scratch ``lock`` arrays."""
         trie, lexer = self.trie, self.lexer
         lock = _scratch(trie).lock
-        while True:
-            n = lockstep_patches(
-                trie.node_byte,
-                trie.node_depth,
-                trie.node_skip,
-                lexer.trans,
-                root,
-                lx,
-                single,
-                lock,
-                *lexer.kernel_arrays(),
+        return lexer.run(
+            lambda lxs, lxd: lockstep_patches(
+                trie.node_byte, trie.node_depth, trie.node_skip, lexer.trans, root, lx, single, lock, lxs, lxd
             )
-            if n != GROW:
-                return lexer.check(n)
-            lexer.grow()
+        )
 
     def _list_subtrees(self, roots: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, ...]:
         """The lexeme parts of subtrees as lists: ``(tokens, t_end, bnodes, blexers, b_end)``."""
@@ -691,7 +680,7 @@ class GrammarAutomaton(Automaton):
         e_node[:n] = bnodes
         e_parser[:n] = parser_id
         e_lexer[:n] = blex
-        sc.recent_keys.fill(-1)  # speculative set ids of an earlier mask are reused
+        sc.recent_keys.fill(-1)  # set ids are reused once a speculation ends
         while n:
             self.walk_calls += 1
             acc_t0, acc_terms = self._acc_arrays()

@@ -25,7 +25,7 @@ not allow is refused.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -259,26 +259,19 @@ class LazyLexer:
         if cached is not None:
             return cached
         terms = np.array(key, dtype=np.int64)
-        while True:
-            found = lexeme_start_state(self._static, tuple(self._store), terms, 0, terms.shape[0])
-            state = self.check(found)
-            if state != GROW:
-                break
-            self.grow()
+        state = self.run(lambda lxs, lxd: lexeme_start_state(lxs, lxd, terms, 0, terms.shape[0]))
         self._start_by_terminals[key] = state
         return state
 
     def singleton_state(self, terminal: int, dfa_state: int) -> int:
         """The lexer state where only ``terminal`` is alive, in its DFA state ``dfa_state``."""
         code = (int(self._offset[terminal]) + dfa_state) << 1
-        while True:
-            buf = self._store[LX_BUF]
-            buf[0] = 0
-            buf[1] = code
-            state = self.check(lexer_intern(self._static, tuple(self._store), 2))
-            if state != GROW:
-                return state
-            self.grow()
+
+        def intern(lxs: tuple, lxd: tuple) -> int:
+            lxd[LX_BUF][:2] = (0, code)
+            return lexer_intern(lxs, lxd, 2)
+
+        return self.run(intern)
 
     def single_members(self, states: np.ndarray) -> np.ndarray:
         """For each state: its global DFA state when one terminal alone is alive in it (not as a
@@ -297,11 +290,16 @@ class LazyLexer:
         """``offset[t]``: the global number of terminal ``t``'s DFA state 0 (``offset[-1]``: all states)."""
         return self._offset
 
-    def check(self, status: int) -> int:
-        """``status`` of a lexer kernel; raises :class:`ResourceLimitError` for ``TOO_MANY_STATES``."""
-        if status == TOO_MANY_STATES:
-            raise ResourceLimitError(f"the grammar's lexer needs more than {self.max_states} states")
-        return status
+    def run(self, call: Callable[[tuple, tuple], int]) -> int:
+        """``call(static, store)``, a kernel on the lexer's arrays, again after growing them as
+        long as it returns ``GROW``; raises :class:`ResourceLimitError` for ``TOO_MANY_STATES``."""
+        while True:
+            status = call(self._static, tuple(self._store))
+            if status == TOO_MANY_STATES:
+                raise ResourceLimitError(f"the grammar's lexer needs more than {self.max_states} states")
+            if status != GROW:
+                return status
+            self.grow()
 
     def grow(self) -> None:
         """Grow what a kernel asked for (``counts[L_NEED]``), doubling it, and every array more
@@ -365,18 +363,13 @@ class LazyLexer:
         row = self.trans[state]
         if row[0] != UNKNOWN:
             return row
-        while self.check(lexer_row(self._static, tuple(self._store), state)) == GROW:
-            self.grow()
+        self.run(lambda lxs, lxd: lexer_row(lxs, lxd, state))
         return self.trans[state]
 
     def projection(self, state: int) -> int:
         """The state that walks the token trie like ``state`` except along its keywords (``-1``:
         none); see :func:`~structgen.automata.grammar.kernels.lexer_projection`."""
-        while True:
-            single = lexer_projection(self._static, tuple(self._store), state)
-            if single != GROW:
-                return max(single, -1)  # TOO_MANY_STATES: no room for it, none
-            self.grow()
+        return self.run(lambda lxs, lxd: lexer_projection(lxs, lxd, state))
 
     @property
     def projections(self) -> np.ndarray:
